@@ -1,0 +1,277 @@
+//! How to start a server and how its sessions behave.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::handler::{ClientHandler, NoHandler};
+
+/// Which MCP protocol generation a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Generation {
+    /// Probe with `server/discover` (per-request generation), fall back to `initialize`.
+    #[default]
+    Auto,
+    /// The handshake generation (`initialize`, protocol versions 2024-11-05 to 2025-11-25).
+    Handshake,
+    /// The per-request generation (2026-07-28): no handshake, every request carries its
+    /// protocol version and client capabilities in `_meta`.
+    PerRequest,
+}
+
+/// One MCP server: the command that starts it and how its sessions behave.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_pool::ServerConfig;
+///
+/// let config = ServerConfig::new("files", "npx")
+///     .args(["-y", "@modelcontextprotocol/server-filesystem", "/tmp"])
+///     .env("LOG_LEVEL", "info")
+///     .request_timeout(Duration::from_secs(20));
+/// assert_eq!(config.name(), "files");
+/// ```
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub(crate) name: String,
+    pub(crate) command: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) inherit_env: bool,
+    pub(crate) generation: Generation,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_request_timeout: Duration,
+    pub(crate) start_timeout: Duration,
+    pub(crate) discover_timeout: Duration,
+    pub(crate) close_grace: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) stderr_tail_lines: usize,
+    pub(crate) stderr_tail_bytes: usize,
+    pub(crate) client_name: String,
+    pub(crate) client_version: String,
+    pub(crate) handler: Arc<dyn ClientHandler>,
+}
+
+impl ServerConfig {
+    /// A server called `name` (used in logs and errors) started by running `command`
+    /// directly, without a shell.
+    pub fn new(name: impl Into<String>, command: impl Into<String>) -> Self {
+        ServerConfig {
+            name: name.into(),
+            command: command.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            inherit_env: false,
+            generation: Generation::Auto,
+            request_timeout: Duration::from_secs(60),
+            max_request_timeout: Duration::from_secs(600),
+            start_timeout: Duration::from_secs(30),
+            discover_timeout: Duration::from_secs(1),
+            close_grace: Duration::from_secs(2),
+            max_message_size: 16 << 20,
+            stderr_tail_lines: 64,
+            stderr_tail_bytes: 8 << 10,
+            client_name: env!("CARGO_PKG_NAME").to_owned(),
+            client_version: env!("CARGO_PKG_VERSION").to_owned(),
+            handler: Arc::new(NoHandler),
+        }
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Arguments passed to the command. Defaults to none.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets one environment variable for the child. By default the child gets only `HOME`,
+    /// `LOGNAME`, `PATH`, `SHELL`, `TERM` and `USER` from this process, plus these.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Passes this process's whole environment to the child (plus [`env`](Self::env)).
+    /// Defaults to `false`.
+    pub fn inherit_env(mut self, inherit: bool) -> Self {
+        self.inherit_env = inherit;
+        self
+    }
+
+    /// The child's working directory. Defaults to this process's.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Pins the protocol generation, skipping the `server/discover` probe. Defaults to
+    /// [`Generation::Auto`].
+    pub fn generation(mut self, generation: Generation) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// The deadline of a request when the call gives none. Defaults to 60 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The hard limit up to which progress notifications may extend a request's deadline.
+    /// Defaults to 600 s.
+    pub fn max_request_timeout(mut self, timeout: Duration) -> Self {
+        self.max_request_timeout = timeout;
+        self
+    }
+
+    /// The deadline for spawning the process and completing the handshake. Defaults to 30 s
+    /// (a cold `npx` start takes seconds).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// How long [`Generation::Auto`] waits for an answer to `server/discover` before it also
+    /// tries `initialize`. Defaults to 1 s.
+    pub fn discover_timeout(mut self, timeout: Duration) -> Self {
+        self.discover_timeout = timeout;
+        self
+    }
+
+    /// How long closing waits after closing stdin, and again after SIGTERM, before the next
+    /// step of the kill ladder. Defaults to 2 s.
+    pub fn close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+
+    /// The largest message accepted from the server; a longer line breaks the session.
+    /// Defaults to 16 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// How much of the server's stderr errors carry: the last `lines` lines, at most `bytes`
+    /// bytes. Defaults to 64 lines and 8 KiB.
+    pub fn stderr_tail(mut self, lines: usize, bytes: usize) -> Self {
+        self.stderr_tail_lines = lines;
+        self.stderr_tail_bytes = bytes;
+        self
+    }
+
+    /// The `clientInfo` sent to the server. Defaults to this crate's name and version.
+    pub fn client_info(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self.client_version = version.into();
+        self
+    }
+
+    /// Answers the server's requests (`roots/list`, `sampling/createMessage`,
+    /// `elicitation/create`) and receives its change notifications. Defaults to a handler that
+    /// supports none of them.
+    pub fn handler(mut self, handler: impl ClientHandler) -> Self {
+        self.handler = Arc::new(handler);
+        self
+    }
+
+    /// The command and arguments, for messages.
+    pub(crate) fn command_line(&self) -> String {
+        let mut s = self.command.clone();
+        for arg in &self.args {
+            s.push(' ');
+            s.push_str(arg);
+        }
+        s
+    }
+
+    /// Rejects values that cannot work, naming the server and the setting.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |what: &str| Err(Error::Config(format!("server `{}`: {what}", self.name)));
+        if self.name.is_empty() {
+            return Err(Error::Config("a server needs a non-empty name".into()));
+        }
+        if self.command.trim().is_empty() {
+            return bad("`command` is empty");
+        }
+        for (what, d) in [
+            ("request timeout", self.request_timeout),
+            ("start timeout", self.start_timeout),
+            ("discover timeout", self.discover_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(&format!("{what} must be more than zero"));
+            }
+        }
+        if self.max_request_timeout < self.request_timeout {
+            return bad("max request timeout is shorter than the request timeout");
+        }
+        if self.max_message_size < 1024 {
+            return bad("max message size must be at least 1024 bytes");
+        }
+        if self.stderr_tail_lines == 0 || self.stderr_tail_bytes == 0 {
+            return bad("stderr tail limits must be more than zero");
+        }
+        if self.env.keys().any(|k| k.is_empty() || k.contains('=')) {
+            return bad("an environment variable name is empty or contains `=`");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .field("inherit_env", &self.inherit_env)
+            .field("generation", &self.generation)
+            .field("request_timeout", &self.request_timeout)
+            .field("start_timeout", &self.start_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_server_and_setting() {
+        let err = ServerConfig::new("s", " ").validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: server `s`: `command` is empty"
+        );
+        let err = ServerConfig::new("s", "x")
+            .request_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("request timeout"), "{err}");
+        assert!(ServerConfig::new("s", "x").validate().is_ok());
+    }
+
+    #[test]
+    fn debug_hides_env_values() {
+        let c = ServerConfig::new("s", "x").env("TOKEN", "secret");
+        let s = format!("{c:?}");
+        assert!(s.contains("TOKEN") && !s.contains("secret"), "{s}");
+    }
+}

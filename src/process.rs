@@ -1,0 +1,271 @@
+//! The child process: spawning (environment policy, process group, death signal), the stderr
+//! drain with its bounded tail, and the kill ladder that always reaps.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::ServerConfig;
+use crate::error::{CloseReason, Error};
+
+/// Variables passed to the child when the environment is not inherited.
+const DEFAULT_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+
+/// Starts the server's process: no shell, its own process group, stdio piped.
+///
+/// Call this from the thread that will own the child for its whole life: on Linux the child
+/// is asked to die with that thread (`PR_SET_PDEATHSIG`).
+pub(crate) fn spawn(config: &ServerConfig) -> Result<Child, Error> {
+    let mut cmd = Command::new(&config.command);
+    cmd.args(&config.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !config.inherit_env {
+        cmd.env_clear();
+        for key in DEFAULT_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                cmd.env(key, value);
+            }
+        }
+    }
+    cmd.envs(&config.env);
+    if let Some(dir) = &config.cwd {
+        cmd.current_dir(dir);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs in the child between fork and exec and only makes the
+        // async-signal-safe `prctl` system call: no allocation, no lock.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().map_err(|source| Error::Spawn {
+        command: config.command_line(),
+        source,
+    })
+}
+
+/// Blocks `SIGPIPE` in the calling thread, so a write to a dead child returns `EPIPE` instead
+/// of killing a host process (a C program) that did not ignore the signal.
+pub(crate) fn block_sigpipe_in_this_thread() {
+    #[cfg(unix)]
+    // SAFETY: `set` is a local, initialized by `sigemptyset` before use; `pthread_sigmask`
+    // only changes the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Turns an exit status into the reason a session ended.
+pub(crate) fn close_reason(status: ExitStatus) -> CloseReason {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return CloseReason::Signaled(sig);
+        }
+    }
+    CloseReason::Exited(status.code().unwrap_or(-1))
+}
+
+/// Waits up to `limit` for the child to exit, polling with a growing interval.
+pub(crate) fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + limit;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(e) => {
+                log::warn!("waiting for child {}: {e}", child.id());
+                return None;
+            }
+        }
+        let now = Instant::now();
+        if now >= until {
+            return None;
+        }
+        thread::sleep(pause.min(until - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+fn signal_group(child: &Child, signal: i32) {
+    #[cfg(unix)]
+    {
+        let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
+            return;
+        };
+        // SAFETY: plain system call. The group id is the child's pid (it leads its own group,
+        // see `spawn`), and a pid is not reused while a process group of that id exists or
+        // the un-reaped child holds it, so this cannot reach another program's processes.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (child, signal);
+    }
+}
+
+/// The kill ladder. The caller has already closed the child's stdin (or is about to have it
+/// dropped). Waits `grace` for a clean exit, then sends SIGTERM to the process group, waits
+/// `grace` again, then SIGKILL; always reaps the child, and finally kills what is left of the
+/// group (grandchildren such as the node process under `npx`).
+pub(crate) fn shut_down(child: &mut Child, grace: Duration) -> ExitStatus {
+    let status = wait_for(child, grace)
+        .or_else(|| {
+            log::debug!(
+                "child {} still running; sending SIGTERM to its group",
+                child.id()
+            );
+            #[cfg(unix)]
+            signal_group(child, libc::SIGTERM);
+            wait_for(child, grace)
+        })
+        .unwrap_or_else(|| {
+            log::debug!("child {} ignored SIGTERM; sending SIGKILL", child.id());
+            #[cfg(unix)]
+            signal_group(child, libc::SIGKILL);
+            let _ = child.kill();
+            loop {
+                match child.wait() {
+                    Ok(status) => break status,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::error!("cannot reap child {}: {e}", child.id());
+                        break wait_for(child, Duration::from_secs(1))
+                            .unwrap_or_else(exited_unknown);
+                    }
+                }
+            }
+        });
+    // Leftover members of the group: the leader is gone and nobody will wait for them.
+    #[cfg(unix)]
+    signal_group(child, libc::SIGKILL);
+    status
+}
+
+#[cfg(unix)]
+fn exited_unknown() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(0x7f00)
+}
+
+#[cfg(not(unix))]
+fn exited_unknown() -> ExitStatus {
+    use std::os::windows::process::ExitStatusExt;
+    ExitStatus::from_raw(u32::MAX)
+}
+
+/// The last lines a server wrote on stderr, bounded in lines and bytes.
+#[derive(Debug, Default)]
+pub(crate) struct StderrTail {
+    lines: VecDeque<String>,
+    bytes: usize,
+    max_lines: usize,
+    max_bytes: usize,
+}
+
+impl StderrTail {
+    pub(crate) fn new(max_lines: usize, max_bytes: usize) -> Self {
+        StderrTail {
+            lines: VecDeque::new(),
+            bytes: 0,
+            max_lines,
+            max_bytes,
+        }
+    }
+
+    pub(crate) fn push(&mut self, line: &str) {
+        let mut line = line.to_owned();
+        if line.len() > self.max_bytes {
+            let mut end = self.max_bytes;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+        }
+        self.bytes += line.len();
+        self.lines.push_back(line);
+        while self.lines.len() > self.max_lines || self.bytes > self.max_bytes {
+            match self.lines.pop_front() {
+                Some(old) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let mut out = String::with_capacity(self.bytes + self.lines.len());
+        for line in &self.lines {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A shared handle on a session's stderr tail.
+pub(crate) type SharedTail = Arc<Mutex<StderrTail>>;
+
+/// Drains the child's stderr until it closes: each line to `log` at debug level with the
+/// server's name, and into the tail. Lines longer than the tail's byte limit are cut.
+pub(crate) fn drain_stderr(stderr: ChildStderr, server: &str, tail: &SharedTail) {
+    let max = tail.lock().max_bytes.max(256);
+    let mut reader = BufReader::with_capacity(8192, stderr);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        // Read at most `max` bytes of a line; the rest of an overlong line becomes new lines.
+        match (&mut reader).take(max as u64).read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']);
+                log::debug!(target: "mcp_pool::stderr", "[{server}] {text}");
+                tail.lock().push(text);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("[{server}] stderr read failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines_within_bounds() {
+        let mut t = StderrTail::new(3, 20);
+        for i in 0..10 {
+            t.push(&format!("line {i}"));
+        }
+        assert_eq!(t.text(), "line 7\nline 8\nline 9\n");
+        t.push(&"y".repeat(50));
+        assert_eq!(t.text(), format!("{}\n", "y".repeat(20)));
+    }
+}
