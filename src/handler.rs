@@ -108,6 +108,31 @@ fn not_supported(method: &str) -> HandlerError {
     }
 }
 
+/// A shared handler, so the caller can keep a handle on its state.
+impl<T: ClientHandler + ?Sized> ClientHandler for std::sync::Arc<T> {
+    fn supports(&self) -> HandlerSupport {
+        (**self).supports()
+    }
+    fn roots(&self, params: &Value) -> Result<Value, HandlerError> {
+        (**self).roots(params)
+    }
+    fn sampling(&self, params: &Value) -> Result<Value, HandlerError> {
+        (**self).sampling(params)
+    }
+    fn elicitation(&self, params: &Value) -> Result<Value, HandlerError> {
+        (**self).elicitation(params)
+    }
+    fn on_list_changed(&self, server: &str, kind: ListKind) {
+        (**self).on_list_changed(server, kind)
+    }
+    fn on_resource_updated(&self, server: &str, uri: &str) {
+        (**self).on_resource_updated(server, uri)
+    }
+    fn on_notification(&self, server: &str, method: &str, params: &Value) {
+        (**self).on_notification(server, method, params)
+    }
+}
+
 /// The default handler: supports no server-to-client request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHandler;

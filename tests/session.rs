@@ -1,0 +1,506 @@
+//! A session against the fake server: protocol behaviour, one test per feature. Each test
+//! checks that no child, thread or file descriptor is left afterwards.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_clean, fake, serial, snapshot};
+use mcp_pool::{
+    CallOptions, CancelHandle, ClientHandler, Error, Generation, HandlerError, HandlerSupport,
+    ListKind, LogLevel, Phase, Session, StaticRoots,
+};
+use serde_json::{json, Value};
+
+fn text(session: &Session, tool: &str, args: Value) -> String {
+    let r = session.call_tool(tool, args).unwrap();
+    assert!(!r.is_error, "{tool}: {r:?}");
+    r.text()
+}
+
+#[test]
+fn auto_generation_prefers_per_request_when_the_server_speaks_it() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&["--generation", "both"])).unwrap();
+    let d = s.details();
+    assert_eq!(d.generation, Generation::PerRequest);
+    assert_eq!(d.protocol_version, "2026-07-28");
+    assert_eq!(d.server_info.name, "mcp-fake-server");
+    assert!(d.has_capability("tools"));
+    // Every request carries the envelope: the server sees our version per request.
+    let caps: Value = serde_json::from_str(&text(&s, "client_caps", json!({}))).unwrap();
+    assert_eq!(caps["protocolVersion"], "2026-07-28");
+    assert_eq!(caps["generation"], "stateless");
+    assert_eq!(text(&s, "echo", json!({"text": "hi"})), "hi");
+    // No ping in this generation: ping() uses server/discover instead.
+    s.ping().unwrap();
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn auto_generation_falls_back_to_initialize() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&["--generation", "handshake"])).unwrap();
+    assert_eq!(s.details().generation, Generation::Handshake);
+    assert_eq!(s.details().protocol_version, "2025-11-25");
+    assert!(s.details().instructions.is_some());
+    let caps: Value = serde_json::from_str(&text(&s, "client_caps", json!({}))).unwrap();
+    assert_eq!(caps["generation"], "handshake");
+    assert_eq!(caps["clientInfo"]["name"], "mcp-pool");
+    // The default handler supports nothing, so nothing is declared.
+    assert_eq!(caps["capabilities"], json!({}));
+    s.ping().unwrap();
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_server_that_ignores_discover_costs_only_the_probe() {
+    let _g = serial();
+    let before = snapshot();
+    let start = Instant::now();
+    let s =
+        Session::start(fake(&["--discover-silent"]).discover_timeout(Duration::from_millis(150)))
+            .unwrap();
+    assert_eq!(s.details().generation, Generation::Handshake);
+    assert_eq!(text(&s, "echo", json!({"text": "x"})), "x");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn pinned_generations_skip_the_probe() {
+    let _g = serial();
+    let before = snapshot();
+    let s =
+        Session::start(fake(&["--generation", "both"]).generation(Generation::Handshake)).unwrap();
+    assert_eq!(s.details().generation, Generation::Handshake);
+    s.close();
+    let s = Session::start(fake(&["--generation", "stateless"]).generation(Generation::PerRequest))
+        .unwrap();
+    assert_eq!(s.details().generation, Generation::PerRequest);
+    assert_eq!(text(&s, "echo", json!({"text": "y"})), "y");
+    s.close();
+    // A handshake-only server cannot be pinned to the per-request generation.
+    let err =
+        Session::start(fake(&["--generation", "handshake"]).generation(Generation::PerRequest))
+            .unwrap_err();
+    assert!(matches!(err, Error::Handshake { .. }), "{err}");
+    assert_clean(&before);
+}
+
+#[test]
+fn list_tools_follows_every_page() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&["--page-size", "3", "--extra-tools", "20"])).unwrap();
+    let tools = s.list_tools().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    for i in 0..20 {
+        assert!(names.contains(&format!("extra_{i}").as_str()), "{names:?}");
+    }
+    let unique: std::collections::HashSet<_> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "no tool twice");
+    let echo = tools.iter().find(|t| t.name == "echo").unwrap();
+    assert!(echo.safe_to_repeat());
+    let count = tools.iter().find(|t| t.name == "count").unwrap();
+    assert!(!count.safe_to_repeat());
+    assert_eq!(s.list_resources().unwrap().len(), 5);
+    assert_eq!(s.list_resource_templates().unwrap().len(), 1);
+    assert_eq!(s.list_prompts().unwrap().len(), 1);
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_cursor_loop_is_a_protocol_error() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&["--page-size", "4", "--cursor-loop"])).unwrap();
+    let err = s.list_tools().unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(m) if m.contains("loops")),
+        "{err}"
+    );
+    // The session itself is fine.
+    assert_eq!(
+        text(&s, "echo", json!({"text": "still here"})),
+        "still here"
+    );
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn tool_results_are_typed() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[])).unwrap();
+    let r = s.call_tool("add", json!({"a": 2, "b": 40})).unwrap();
+    assert_eq!(r.structured_content, Some(json!({"sum": 42})));
+    assert_eq!(r.text(), "42");
+    let r = s.call_tool("structured", json!({})).unwrap();
+    assert_eq!(r.structured_content.unwrap()["items"], json!([1, 2, 3]));
+    // A tool's failure is a result, not an error.
+    let r = s.call_tool("fail", json!({"message": "nope"})).unwrap();
+    assert!(r.is_error);
+    assert_eq!(r.text(), "nope");
+    let r = s.call_tool("no_such_tool", json!({})).unwrap();
+    assert!(r.is_error);
+    assert_eq!(r.text(), "unknown tool: no_such_tool");
+    // A JSON-RPC error is a typed Server error with code, message and data.
+    let err = s
+        .call_tool("rpc_error", json!({"code": -32042, "message": "bad thing"}))
+        .unwrap_err();
+    match err {
+        Error::Server {
+            code,
+            message,
+            data,
+        } => {
+            assert_eq!(code, -32042);
+            assert_eq!(message, "bad thing");
+            assert_eq!(data, Some(json!({"tool": "rpc_error"})));
+        }
+        other => panic!("{other}"),
+    }
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn bad_arguments_are_rejected_before_sending() {
+    let _g = serial();
+    let s = Session::start(fake(&[])).unwrap();
+    for (tool, args) in [
+        ("echo", json!([1, 2])),
+        ("echo", json!("x")),
+        ("", json!({})),
+    ] {
+        let err = s.call_tool(tool, args).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+    let err = s.request("tools/list", Some(json!(5))).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    let err = s.request("", None).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert_eq!(s.calls(), 0, "nothing was sent");
+    // An unknown method is the server's -32601.
+    let err = s.request("no/such/method", None).unwrap_err();
+    assert!(matches!(err, Error::Server { code: -32601, .. }), "{err}");
+    s.close();
+}
+
+#[test]
+fn many_threads_share_one_session_and_each_gets_its_own_reply() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[])).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..16 {
+            let s = s.clone();
+            scope.spawn(move || {
+                for i in 0..100 {
+                    let want = format!("t{t}-i{i}");
+                    assert_eq!(text(&s, "echo", json!({ "text": want })), want);
+                }
+            });
+        }
+    });
+    assert_eq!(s.calls(), 1600);
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(s.unmatched_responses(), 0);
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn responses_out_of_order_reach_their_callers() {
+    let _g = serial();
+    let s = Session::start(fake(&[])).unwrap();
+    let slow = {
+        let s = s.clone();
+        std::thread::spawn(move || text(&s, "sleep", json!({"ms": 400})))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    assert_eq!(text(&s, "sleep", json!({"ms": 10})), "slept 10");
+    assert!(
+        start.elapsed() < Duration::from_millis(350),
+        "the quick call did not wait"
+    );
+    assert_eq!(slow.join().unwrap(), "slept 400");
+    s.close();
+}
+
+#[test]
+fn progress_reaches_the_callback_and_extends_the_deadline() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[])).unwrap();
+    let mut reports = Vec::new();
+    let r = s
+        .call_tool_with(
+            "sleep",
+            json!({"ms": 900, "progress_steps": 9}),
+            CallOptions::new()
+                .timeout(Duration::from_millis(450))
+                .on_progress(|p| reports.push((p.progress, p.total))),
+        )
+        .unwrap();
+    assert_eq!(r.text(), "slept 900");
+    assert_eq!(reports.len(), 9, "{reports:?}");
+    assert_eq!(reports[8], (9.0, Some(9.0)));
+    // Without the extension the same call times out.
+    let err = s
+        .call_tool_with(
+            "sleep",
+            json!({"ms": 900, "progress_steps": 9}),
+            CallOptions::new()
+                .timeout(Duration::from_millis(450))
+                .keep_deadline(true)
+                .on_progress(|_| {}),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: Phase::Request,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    s.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_timeout_cancels_the_request_and_the_session_goes_on() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&["--verbose"])).unwrap();
+    let start = Instant::now();
+    let err = s
+        .call_tool_with(
+            "hang",
+            json!({}),
+            CallOptions::new().timeout(Duration::from_millis(200)),
+        )
+        .unwrap_err();
+    let waited = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: Phase::Request,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2));
+    assert_eq!(text(&s, "echo", json!({"text": "after"})), "after");
+    s.close();
+    // The server was told: it logs `cancelled ID` for the request it stopped.
+    assert!(s.stderr_tail().contains("cancelled"), "{}", s.stderr_tail());
+    assert_clean(&before);
+}
+
+#[test]
+fn another_thread_can_cancel_a_call() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&["--verbose"])).unwrap();
+    let cancel = CancelHandle::new();
+    let trigger = cancel.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        trigger.cancel();
+    });
+    let start = Instant::now();
+    let err = s
+        .call_tool_with("hang", json!({}), CallOptions::new().cancel_with(&cancel))
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    t.join().unwrap();
+    // A call with an already cancelled handle does not start.
+    let err = s
+        .call_tool_with(
+            "echo",
+            json!({"text": "x"}),
+            CallOptions::new().cancel_with(&cancel),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert_eq!(text(&s, "echo", json!({"text": "ok"})), "ok");
+    s.close();
+    assert!(s.stderr_tail().contains("cancelled"), "{}", s.stderr_tail());
+    assert_clean(&before);
+}
+
+struct Recorder {
+    list_changed: AtomicUsize,
+    updated: parking_lot::Mutex<Vec<String>>,
+}
+
+impl ClientHandler for Recorder {
+    fn supports(&self) -> HandlerSupport {
+        HandlerSupport {
+            roots: true,
+            sampling: true,
+            elicitation: true,
+            roots_list_changed: false,
+        }
+    }
+    fn roots(&self, _: &Value) -> Result<Value, HandlerError> {
+        Ok(json!({"roots": [{"uri": "file:///work", "name": "work"}]}))
+    }
+    fn sampling(&self, _: &Value) -> Result<Value, HandlerError> {
+        // Slow on purpose: handlers run off the worker thread.
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(
+            json!({"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "m"}),
+        )
+    }
+    fn elicitation(&self, _: &Value) -> Result<Value, HandlerError> {
+        Err(HandlerError::internal("user declined to answer"))
+    }
+    fn on_list_changed(&self, _server: &str, kind: ListKind) {
+        if kind == ListKind::Tools {
+            self.list_changed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn on_resource_updated(&self, _server: &str, uri: &str) {
+        self.updated.lock().push(uri.to_owned());
+    }
+}
+
+#[test]
+fn server_requests_mid_call_reach_the_handler() {
+    let _g = serial();
+    let before = snapshot();
+    let rec = Arc::new(Recorder {
+        list_changed: AtomicUsize::new(0),
+        updated: parking_lot::Mutex::new(Vec::new()),
+    });
+    let s = Session::start(fake(&[]).handler(rec.clone())).unwrap();
+    let caps: Value = serde_json::from_str(&text(&s, "client_caps", json!({}))).unwrap();
+    assert_eq!(caps["capabilities"]["roots"], json!({"listChanged": false}));
+    assert!(caps["capabilities"]["sampling"].is_object());
+    let roots: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
+    assert_eq!(roots["roots"][0]["uri"], "file:///work");
+    // A slow handler does not stall other calls.
+    let sampling = {
+        let s = s.clone();
+        std::thread::spawn(move || text(&s, "ask_sampling", json!({})))
+    };
+    assert_eq!(text(&s, "echo", json!({"text": "meanwhile"})), "meanwhile");
+    let sampled: Value = serde_json::from_str(&sampling.join().unwrap()).unwrap();
+    assert_eq!(sampled["content"]["text"], "sampled");
+    // A handler error goes back to the server as a JSON-RPC error.
+    let elicited: Value = serde_json::from_str(&text(&s, "ask_elicitation", json!({}))).unwrap();
+    assert_eq!(elicited["message"], "user declined to answer");
+    assert_eq!(text(&s, "ping_client", json!({})), "pong");
+    // Notifications.
+    assert!(!s.take_tools_changed());
+    assert_eq!(text(&s, "list_changed", json!({})), "ok");
+    assert!(s
+        .list_tools()
+        .unwrap()
+        .iter()
+        .any(|t| t.name.starts_with("added_")));
+    assert!(s.take_tools_changed());
+    assert!(!s.take_tools_changed());
+    assert_eq!(rec.list_changed.load(Ordering::SeqCst), 1);
+    s.subscribe("fake://r/1").unwrap();
+    assert_eq!(text(&s, "touch", json!({"uri": "fake://r/1"})), "ok");
+    s.unsubscribe("fake://r/1").unwrap();
+    s.close();
+    assert_eq!(*rec.updated.lock(), vec!["fake://r/1".to_owned()]);
+    assert_clean(&before);
+}
+
+#[test]
+fn unsupported_server_requests_get_method_not_found() {
+    let _g = serial();
+    let s = Session::start(fake(&["--generation", "handshake"])).unwrap();
+    let answer: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
+    assert_eq!(answer["code"], -32601, "{answer}");
+    s.close();
+    let s = Session::start(
+        fake(&["--generation", "handshake"]).handler(StaticRoots::new([("file:///a", "a")])),
+    )
+    .unwrap();
+    let answer: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
+    assert_eq!(answer["roots"][0]["name"], "a");
+    let answer: Value = serde_json::from_str(&text(&s, "ask_sampling", json!({}))).unwrap();
+    assert_eq!(answer["code"], -32601, "{answer}");
+    s.close();
+}
+
+#[test]
+fn resources_prompts_completion_and_logging() {
+    let _g = serial();
+    let s = Session::start(fake(&[])).unwrap();
+    let r = s.read_resource("fake://r/3").unwrap();
+    assert_eq!(r["contents"][0]["text"], "resource 3");
+    let err = s.read_resource("fake://nope").unwrap_err();
+    assert!(matches!(err, Error::Server { code: -32002, .. }), "{err}");
+    let p = s.get_prompt("greet", json!({"name": "Ada"})).unwrap();
+    assert_eq!(p.messages[0].content.as_text(), Some("Hello Ada"));
+    let c = s
+        .complete(
+            json!({"type": "ref/prompt", "name": "greet"}),
+            json!({"name": "name", "value": "A"}),
+        )
+        .unwrap();
+    assert_eq!(c["values"], json!(["Alice"]));
+    s.set_logging_level(LogLevel::Error).unwrap();
+    assert_eq!(
+        text(&s, "log", json!({"level": "info", "message": "m"})),
+        "suppressed"
+    );
+    assert_eq!(
+        text(&s, "log", json!({"level": "error", "message": "m"})),
+        "ok"
+    );
+    s.notify("notifications/roots/list_changed", None).unwrap();
+    assert_eq!(
+        text(&s, "echo", json!({"text": "after notify"})),
+        "after notify"
+    );
+    s.close();
+}
+
+#[test]
+fn environment_is_limited_unless_inherited() {
+    let _g = serial();
+    std::env::set_var("MCP_POOL_TEST_SECRET", "leak");
+    let s = Session::start(fake(&[]).env("GIVEN", "yes").cwd("/tmp")).unwrap();
+    assert_eq!(
+        text(&s, "env", json!({"name": "MCP_POOL_TEST_SECRET"})),
+        "<unset>"
+    );
+    assert_eq!(text(&s, "env", json!({"name": "GIVEN"})), "yes");
+    assert_eq!(
+        text(&s, "env", json!({"name": "PATH"})),
+        std::env::var("PATH").unwrap()
+    );
+    assert_eq!(text(&s, "cwd", json!({})), "/tmp");
+    s.close();
+    let s = Session::start(fake(&[]).inherit_env(true)).unwrap();
+    assert_eq!(
+        text(&s, "env", json!({"name": "MCP_POOL_TEST_SECRET"})),
+        "leak"
+    );
+    s.close();
+}
