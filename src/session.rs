@@ -84,6 +84,12 @@ impl Default for CancelHandle {
     }
 }
 
+/// A progress callback.
+type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
+
+/// The outcome of a request as the server sent it.
+type Outcome = Result<Value, RpcError>;
+
 /// Options of one call: deadline, progress callback, cancellation.
 ///
 /// ```no_run
@@ -102,7 +108,7 @@ impl Default for CancelHandle {
 #[derive(Default)]
 pub struct CallOptions<'a> {
     timeout: Option<Duration>,
-    progress: Option<Box<dyn FnMut(&Progress) + 'a>>,
+    progress: Option<ProgressFn<'a>>,
     cancel: Option<CancelHandle>,
     keep_deadline: bool,
 }
@@ -238,16 +244,14 @@ impl Session {
                 *shared.worker.lock() = Some(worker);
                 Ok(Session { shared, commands })
             }
-            Ok(Err(e)) => {
-                let _ = worker.join();
-                Err(e)
-            }
+            // The worker shuts the failed child down on its own and then ends.
+            Ok(Err(e)) => Err(e),
             Err(RecvTimeoutError::Timeout) => Err(Error::Timeout {
                 phase: Phase::Handshake,
                 after: start_timeout,
             }),
             Err(RecvTimeoutError::Disconnected) => {
-                let _ = worker.join();
+                drop(worker);
                 Err(Error::Handshake {
                     reason: "the session's worker ended unexpectedly".into(),
                     stderr_tail: String::new(),
@@ -739,8 +743,8 @@ struct Worker {
     outbox: Outbox,
     handler: Arc<dyn ClientHandler>,
     support: HandlerSupport,
-    answers: Sender<(Value, Result<Value, RpcError>)>,
-    answers_rx: Receiver<(Value, Result<Value, RpcError>)>,
+    answers: Sender<(Value, Outcome)>,
+    answers_rx: Receiver<(Value, Outcome)>,
     shared: Option<Arc<Shared>>,
     invalid_lines: u64,
 }
@@ -809,8 +813,9 @@ impl Worker {
             }
             Err(e) => {
                 log::warn!("[{}] session failed to start: {e}", config.name);
-                worker.transport.close();
+                // Report first: the kill ladder may take seconds and is not the caller's wait.
                 let _ = ready.send(Err(e));
+                worker.transport.close();
                 return;
             }
         };
@@ -1010,7 +1015,7 @@ impl Worker {
         &mut self,
         ids: &[u64],
         until: Instant,
-    ) -> Result<Option<(u64, Result<Value, RpcError>)>, Error> {
+    ) -> Result<Option<(u64, Outcome)>, Error> {
         loop {
             select! {
                 recv(self.inbound) -> item => match item {
