@@ -41,6 +41,7 @@ mod process;
 mod protocol;
 mod session;
 mod transport;
+mod worker;
 
 pub use config::{Generation, ServerConfig};
 pub use error::{CloseReason, Error, Phase, Result};

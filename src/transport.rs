@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::config::ServerConfig;
@@ -38,13 +37,16 @@ pub(crate) enum Ended {
     Io(io::Error),
 }
 
-/// A session's connection to its server.
+/// Where a transport delivers what the server sends, on the transport's own thread. Returns
+/// `false` when nobody listens any more.
+pub(crate) type Sink = Box<dyn FnMut(Inbound) -> bool + Send>;
+
+/// A session's connection to its server. A transport is built with a [`Sink`] that receives
+/// every inbound message; `send` and `close` are called from the session's worker thread.
 pub(crate) trait Transport: Send {
     /// Writes bytes that hold whole messages; returns how many were written before an error,
     /// so the caller knows which messages reached the server.
     fn send(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)>;
-    /// The messages from the server.
-    fn incoming(&self) -> Receiver<Inbound>;
     /// After the inbound side ended: why the server went away (for stdio, waits briefly for
     /// the exit status).
     fn end_reason(&mut self, ended: &Ended) -> CloseReason;
@@ -60,7 +62,6 @@ pub(crate) trait Transport: Send {
 pub(crate) struct StdioTransport {
     child: Child,
     stdin: Option<ChildStdin>,
-    inbound: Receiver<Inbound>,
     readers: Vec<JoinHandle<()>>,
     tail: SharedTail,
     grace: Duration,
@@ -70,7 +71,7 @@ pub(crate) struct StdioTransport {
 impl StdioTransport {
     /// Spawns the server (from the calling thread, which must outlive the child) and starts
     /// its stdout reader and stderr drain threads.
-    pub(crate) fn spawn(config: &ServerConfig) -> Result<StdioTransport, Error> {
+    pub(crate) fn spawn(config: &ServerConfig, sink: Sink) -> Result<StdioTransport, Error> {
         let mut child = process::spawn(config)?;
         let pid = child.id();
         let (stdin, stdout, stderr) =
@@ -82,13 +83,12 @@ impl StdioTransport {
             config.stderr_tail_lines,
             config.stderr_tail_bytes,
         )));
-        let (tx, inbound) = bounded(1024);
         let mut readers = Vec::with_capacity(2);
         let name = config.name.clone();
         let max = config.max_message_size;
         let started = thread::Builder::new()
             .name(format!("mcp-read-{}", config.name))
-            .spawn(move || read_stdout(stdout, max, &name, &tx))
+            .spawn(move || read_stdout(stdout, max, &name, sink))
             .and_then(|reader| {
                 readers.push(reader);
                 let name = config.name.clone();
@@ -100,7 +100,6 @@ impl StdioTransport {
         let mut transport = StdioTransport {
             child,
             stdin: Some(stdin),
-            inbound,
             readers,
             tail,
             grace: config.close_grace,
@@ -127,7 +126,7 @@ impl StdioTransport {
     }
 }
 
-fn read_stdout(stdout: std::process::ChildStdout, max: usize, name: &str, tx: &Sender<Inbound>) {
+fn read_stdout(stdout: std::process::ChildStdout, max: usize, name: &str, mut sink: Sink) {
     let mut reader = LineReader::new(BufReader::with_capacity(64 << 10, stdout), max);
     let mut messages = Vec::with_capacity(1);
     loop {
@@ -140,7 +139,7 @@ fn read_stdout(stdout: std::process::ChildStdout, max: usize, name: &str, tx: &S
                             Ok(m) => Inbound::Message(m),
                             Err(why) => Inbound::Invalid(why),
                         };
-                        if tx.send(item).is_err() {
+                        if !sink(item) {
                             return;
                         }
                     }
@@ -156,7 +155,7 @@ fn read_stdout(stdout: std::process::ChildStdout, max: usize, name: &str, tx: &S
             Err(e) => Inbound::Closed(Ended::Io(e)),
         };
         let last = matches!(inbound, Inbound::Closed(_));
-        if tx.send(inbound).is_err() || last {
+        if !sink(inbound) || last {
             log::trace!("[{name}] stdout reader done");
             return;
         }
@@ -183,10 +182,6 @@ impl Transport for StdioTransport {
             }
         }
         Ok(())
-    }
-
-    fn incoming(&self) -> Receiver<Inbound> {
-        self.inbound.clone()
     }
 
     fn end_reason(&mut self, ended: &Ended) -> CloseReason {

@@ -1,0 +1,837 @@
+//! The session's worker thread and the router its transport feeds.
+//!
+//! The worker owns the transport (and so the child): it spawns it, runs the handshake, writes
+//! every request, answers the server's requests and, when the session ends, fails every call
+//! in flight at once and shuts the child down. The router runs on the transport's reader
+//! thread: it hands each response straight to the caller waiting for it (one thread hop
+//! fewer on the hot path) and passes everything else to the worker.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+
+use crate::config::{Generation, ServerConfig};
+use crate::error::{CloseReason, Error, Phase};
+use crate::handler::{client_capabilities, ClientHandler, HandlerSupport, ListKind};
+use crate::jsonrpc::{self, our_id, Message, RpcError};
+use crate::process;
+use crate::protocol::{self, Implementation, LogLevel, Progress, ServerDetails};
+use crate::transport::{Ended, Inbound, StdioTransport, Transport};
+
+/// Ids of the start-up requests; callers' ids start above them.
+const DISCOVER_ID: u64 = 1;
+const INITIALIZE_ID: u64 = 2;
+const FIRST_CALLER_ID: u64 = 100;
+
+/// A message from a caller's thread to the worker.
+pub(crate) enum Command {
+    /// Write this request line; the answer goes to `done`.
+    Request {
+        id: u64,
+        line: Vec<u8>,
+        done: Sender<Result<Value, Error>>,
+        progress: Option<Sender<Progress>>,
+    },
+    /// Write this notification line.
+    Notify { line: Vec<u8> },
+    /// The caller stopped waiting (timeout or cancel): tell the server.
+    Abandon { id: u64, reason: &'static str },
+    /// Close the session.
+    Close,
+}
+
+/// A request in flight.
+struct Pending {
+    done: Sender<Result<Value, Error>>,
+    progress: Option<Sender<Progress>>,
+}
+
+/// What the worker, the router and the callers' handles share.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_request_timeout: Duration,
+    /// Set once the handshake succeeds, before any handle exists.
+    pub(crate) details: OnceLock<ServerDetails>,
+    /// The `_meta` envelope of the per-request generation; unset in the handshake one.
+    pub(crate) envelope: OnceLock<Map<String, Value>>,
+    pub(crate) next_id: AtomicU64,
+    /// Why the session ended, with the stderr tail; set once.
+    pub(crate) ended: OnceLock<(CloseReason, String)>,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) calls: AtomicU64,
+    pub(crate) invalid_lines: AtomicU64,
+    pub(crate) unmatched_responses: AtomicU64,
+    pub(crate) tools_changed: AtomicBool,
+    pub(crate) started: Instant,
+    pub(crate) handshake_time: OnceLock<Duration>,
+    pub(crate) last_used: Mutex<Instant>,
+    pub(crate) pid: OnceLock<u32>,
+    pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+}
+
+impl Shared {
+    fn new(config: &ServerConfig) -> Shared {
+        Shared {
+            name: config.name.clone(),
+            request_timeout: config.request_timeout,
+            max_request_timeout: config.max_request_timeout,
+            details: OnceLock::new(),
+            envelope: OnceLock::new(),
+            next_id: AtomicU64::new(FIRST_CALLER_ID),
+            ended: OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            invalid_lines: AtomicU64::new(0),
+            unmatched_responses: AtomicU64::new(0),
+            tools_changed: AtomicBool::new(false),
+            started: Instant::now(),
+            handshake_time: OnceLock::new(),
+            last_used: Mutex::new(Instant::now()),
+            pid: OnceLock::new(),
+            worker: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Starts a worker thread for `config`. Returns the shared state once the session is ready.
+pub(crate) fn start(
+    config: ServerConfig,
+) -> Result<(Arc<Shared>, Sender<Command>, Receiver<Result<(), Error>>), Error> {
+    let name = config.name.clone();
+    let shared = Arc::new(Shared::new(&config));
+    let (commands, command_rx) = unbounded();
+    let (ready_tx, ready_rx) = bounded(1);
+    let for_worker = shared.clone();
+    let worker = thread::Builder::new()
+        .name(format!("mcp-worker-{name}"))
+        .spawn(move || run(config, for_worker, command_rx, ready_tx))
+        .map_err(|source| Error::Spawn {
+            command: format!("worker thread for `{name}`"),
+            source,
+        })?;
+    *shared.worker.lock() = Some(worker);
+    Ok((shared, commands, ready_rx))
+}
+
+/// Routes inbound traffic on the reader thread.
+struct Router {
+    shared: Arc<Shared>,
+    worker: Sender<Inbound>,
+}
+
+impl Router {
+    /// Returns `false` when nobody listens any more.
+    fn deliver(&self, inbound: Inbound) -> bool {
+        match inbound {
+            Inbound::Message(Message::Response { id, outcome }) => {
+                let pending = our_id(&id).and_then(|n| self.shared.pending.lock().remove(&n));
+                match pending {
+                    Some(p) => {
+                        let _ = p.done.send(outcome.map_err(server_error));
+                    }
+                    None => {
+                        self.shared
+                            .unmatched_responses
+                            .fetch_add(1, Ordering::Relaxed);
+                        log::debug!(
+                            "[{}] dropping response to id {id}: no call waits for it (late, duplicate or unknown)",
+                            self.shared.name
+                        );
+                    }
+                }
+                true
+            }
+            Inbound::Message(Message::Notification { method, params })
+                if method == "notifications/progress" =>
+            {
+                self.progress(&params);
+                true
+            }
+            other => self.worker.send(other).is_ok(),
+        }
+    }
+
+    fn progress(&self, params: &Value) {
+        let target = params.get("progressToken").and_then(our_id).and_then(|t| {
+            self.shared
+                .pending
+                .lock()
+                .get(&t)
+                .and_then(|p| p.progress.clone())
+        });
+        let Some(tx) = target else {
+            log::trace!(
+                "[{}] progress for no call in flight: {params}",
+                self.shared.name
+            );
+            return;
+        };
+        match serde_json::from_value::<Progress>(params.clone()) {
+            Ok(report) => {
+                if let Err(TrySendError::Full(_)) = tx.try_send(report) {
+                    log::debug!(
+                        "[{}] caller is behind on progress; dropping a report",
+                        self.shared.name
+                    );
+                }
+            }
+            Err(e) => log::debug!("[{}] malformed progress {params}: {e}", self.shared.name),
+        }
+    }
+}
+
+/// "message (code, data)" of a JSON-RPC error.
+fn describe(e: &RpcError) -> String {
+    match &e.data {
+        Some(d) => format!("{} ({}, {d})", e.message, e.code),
+        None => format!("{} ({})", e.message, e.code),
+    }
+}
+
+fn server_error(e: RpcError) -> Error {
+    Error::Server {
+        code: e.code,
+        message: e.message,
+        data: e.data,
+    }
+}
+
+/// Bytes waiting to be written, and which request each line belongs to.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// `(end offset, request id)` of each request line in `bytes`.
+    requests: Vec<(usize, u64)>,
+}
+
+/// How the main loop ended.
+enum Exit {
+    Closed,
+    Inbound(Ended),
+    WriteFailed(std::io::Error),
+}
+
+type Answer = (Value, Result<Value, RpcError>);
+
+struct Worker {
+    shared: Arc<Shared>,
+    transport: Box<dyn Transport>,
+    inbound: Receiver<Inbound>,
+    outbox: Outbox,
+    handler: Arc<dyn ClientHandler>,
+    support: HandlerSupport,
+    answers: Sender<Answer>,
+    answers_rx: Receiver<Answer>,
+}
+
+fn run(
+    config: ServerConfig,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    ready: Sender<Result<(), Error>>,
+) {
+    // Writes to a dead child must fail with EPIPE, not kill a C host that keeps SIGPIPE.
+    process::block_sigpipe_in_this_thread();
+    let (inbound_tx, inbound) = bounded(1024);
+    let router = Router {
+        shared: shared.clone(),
+        worker: inbound_tx,
+    };
+    // Spawned from this thread, which lives as long as the child (see PR_SET_PDEATHSIG).
+    let transport = match StdioTransport::spawn(&config, Box::new(move |m| router.deliver(m))) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if let Some(pid) = transport.pid() {
+        let _ = shared.pid.set(pid);
+    }
+    let (answers, answers_rx) = unbounded();
+    let mut worker = Worker {
+        shared: shared.clone(),
+        transport: Box::new(transport),
+        inbound,
+        outbox: Outbox::default(),
+        handler: config.handler.clone(),
+        support: config.handler.supports(),
+        answers,
+        answers_rx,
+    };
+    match worker.handshake(&config) {
+        Ok((details, envelope)) => {
+            let took = shared.started.elapsed();
+            log::info!(
+                "[{}] session ready in {:.1} ms: {} {} ({:?} {}), pid {:?}",
+                config.name,
+                took.as_secs_f64() * 1e3,
+                details.server_info.name,
+                details.server_info.version,
+                details.generation,
+                details.protocol_version,
+                shared.pid.get(),
+            );
+            let _ = shared.handshake_time.set(took);
+            let _ = shared.details.set(details);
+            if let Some(envelope) = envelope {
+                let _ = shared.envelope.set(envelope);
+            }
+        }
+        Err(e) => {
+            log::warn!("[{}] session failed to start: {e}", config.name);
+            let _ = shared.ended.set((
+                CloseReason::Broken(e.to_string()),
+                worker.transport.diagnostics(),
+            ));
+            // Report first: the kill ladder may take seconds and is not the caller's wait.
+            let _ = ready.send(Err(e));
+            worker.transport.close();
+            return;
+        }
+    }
+    if ready.send(Ok(())).is_err() {
+        // The starter gave up waiting.
+        worker.transport.close();
+        return;
+    }
+    let exit = worker.serve(&commands);
+    worker.end(exit, commands);
+}
+
+impl Worker {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    // ---- start-up ---------------------------------------------------------------------------
+
+    /// Agrees on a generation and version. Returns the details and, for the per-request
+    /// generation, the `_meta` envelope every request carries.
+    fn handshake(
+        &mut self,
+        config: &ServerConfig,
+    ) -> Result<(ServerDetails, Option<Map<String, Value>>), Error> {
+        let deadline = self.shared.started + config.start_timeout;
+        let caps = client_capabilities(self.support);
+        let client_info = json!({ "name": config.client_name, "version": config.client_version });
+        let mut envelope = Map::new();
+        envelope.insert(
+            protocol::META_VERSION.into(),
+            json!(protocol::PER_REQUEST_VERSION),
+        );
+        envelope.insert(protocol::META_CLIENT_CAPS.into(), caps.clone());
+        envelope.insert(protocol::META_CLIENT_INFO.into(), client_info.clone());
+
+        let (mut discover, mut discover_open) = (never(), false);
+        if config.generation != Generation::Handshake {
+            let params = json!({ "_meta": envelope });
+            discover = self.send_start_request(DISCOVER_ID, "server/discover", &params)?;
+            discover_open = true;
+            let probe_until = match config.generation {
+                Generation::PerRequest => deadline,
+                _ => (Instant::now() + config.discover_timeout).min(deadline),
+            };
+            match self.await_start(&discover, &never(), probe_until)? {
+                Some((_, Ok(result))) => {
+                    if let Some(details) = discovered(&result)? {
+                        return Ok((details, Some(envelope)));
+                    }
+                    discover_open = false;
+                }
+                Some((_, Err(e))) => {
+                    if config.generation == Generation::PerRequest {
+                        return Err(self
+                            .handshake_error(format!("server/discover failed: {}", describe(&e))));
+                    }
+                    // Any error means "no per-request generation here": try the handshake.
+                    log::debug!(
+                        "[{}] server/discover answered {}; trying initialize",
+                        self.name(),
+                        describe(&e)
+                    );
+                    discover_open = false;
+                }
+                None if config.generation == Generation::PerRequest => {
+                    return Err(self.start_timeout(config));
+                }
+                None => log::debug!(
+                    "[{}] no answer to server/discover within {:?}; trying initialize",
+                    self.name(),
+                    config.discover_timeout
+                ),
+            }
+        }
+
+        let params = json!({
+            "protocolVersion": protocol::LATEST_HANDSHAKE_VERSION,
+            "capabilities": caps,
+            "clientInfo": client_info,
+        });
+        let initialize = self.send_start_request(INITIALIZE_ID, "initialize", &params)?;
+        // A slow per-request server may still answer the probe: accept whichever wins.
+        let mut initialize_error: Option<RpcError> = None;
+        let outcome = loop {
+            let failed = |this: &Self, e: &RpcError| {
+                this.handshake_error(format!("initialize failed: {}", describe(e)))
+            };
+            if let (false, Some(e)) = (discover_open, &initialize_error) {
+                break Err(failed(self, e));
+            }
+            let never = never();
+            let d = if discover_open { &discover } else { &never };
+            let i = if initialize_error.is_none() {
+                &initialize
+            } else {
+                &never
+            };
+            let Some((id, outcome)) = self.await_start(d, i, deadline)? else {
+                break Err(match &initialize_error {
+                    Some(e) => failed(self, e),
+                    None => self.start_timeout(config),
+                });
+            };
+            match (id, outcome) {
+                (DISCOVER_ID, Ok(result)) => match discovered(&result)? {
+                    Some(details) => break Ok((details, Some(envelope))),
+                    None => discover_open = false,
+                },
+                (DISCOVER_ID, Err(_)) => discover_open = false,
+                (_, Ok(result)) => {
+                    let details = self.initialized(&result)?;
+                    self.write_now(jsonrpc::notification_line(
+                        "notifications/initialized",
+                        None,
+                    ))?;
+                    break Ok((details, None));
+                }
+                (_, Err(e)) => initialize_error = Some(e),
+            }
+        };
+        // Late answers to the start-up requests are dropped.
+        let mut pending = self.shared.pending.lock();
+        pending.remove(&DISCOVER_ID);
+        pending.remove(&INITIALIZE_ID);
+        outcome
+    }
+
+    fn send_start_request(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: &Value,
+    ) -> Result<Receiver<Result<Value, Error>>, Error> {
+        let (done, rx) = bounded(1);
+        self.shared.pending.lock().insert(
+            id,
+            Pending {
+                done,
+                progress: None,
+            },
+        );
+        self.write_now(jsonrpc::request_line(id, method, Some(params)))?;
+        Ok(rx)
+    }
+
+    /// Handles inbound traffic until a start-up request is answered or `until` passes.
+    fn await_start(
+        &mut self,
+        discover: &Receiver<Result<Value, Error>>,
+        initialize: &Receiver<Result<Value, Error>>,
+        until: Instant,
+    ) -> Result<Option<(u64, Result<Value, RpcError>)>, Error> {
+        let to_rpc = |r: Result<Value, Error>| {
+            r.map_err(|e| match e {
+                Error::Server {
+                    code,
+                    message,
+                    data,
+                } => RpcError {
+                    code,
+                    message,
+                    data,
+                },
+                other => RpcError {
+                    code: 0,
+                    message: other.to_string(),
+                    data: None,
+                },
+            })
+        };
+        loop {
+            select! {
+                recv(discover) -> r => if let Ok(r) = r { return Ok(Some((DISCOVER_ID, to_rpc(r)))) },
+                recv(initialize) -> r => if let Ok(r) = r { return Ok(Some((INITIALIZE_ID, to_rpc(r)))) },
+                recv(self.inbound) -> item => match item {
+                    Ok(Inbound::Closed(ended)) => {
+                        let reason = self.transport.end_reason(&ended);
+                        return Err(self.handshake_error(format!("{reason} during the handshake")));
+                    }
+                    Ok(other) => {
+                        self.inbound_item(other);
+                        if let Err(e) = self.flush() {
+                            return Err(self.handshake_error(format!("writing to the server: {e}")));
+                        }
+                    }
+                    Err(_) => return Err(self.handshake_error("server output closed".into())),
+                },
+                recv(self.answers_rx) -> answer => {
+                    if let Ok((id, outcome)) = answer {
+                        self.write_now(jsonrpc::response_line(&id, &outcome))?;
+                    }
+                },
+                recv(crossbeam_channel::at(until)) -> _ => return Ok(None),
+            }
+        }
+    }
+
+    fn initialized(&self, result: &Value) -> Result<ServerDetails, Error> {
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !protocol::HANDSHAKE_VERSIONS.contains(&version) {
+            return Err(self.handshake_error(format!(
+                "server chose protocol version {version:?}, which this client does not speak (it speaks {})",
+                protocol::HANDSHAKE_VERSIONS.join(", ")
+            )));
+        }
+        Ok(ServerDetails {
+            generation: Generation::Handshake,
+            protocol_version: version.to_owned(),
+            capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+            server_info: result
+                .get("serverInfo")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+            instructions: result
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    fn handshake_error(&self, reason: String) -> Error {
+        Error::Handshake {
+            reason,
+            stderr_tail: self.transport.diagnostics(),
+        }
+    }
+
+    fn start_timeout(&self, config: &ServerConfig) -> Error {
+        log::warn!(
+            "[{}] no handshake within {:?}; stderr: {}",
+            self.name(),
+            config.start_timeout,
+            self.transport.diagnostics().trim_end()
+        );
+        Error::Timeout {
+            phase: Phase::Handshake,
+            after: config.start_timeout,
+        }
+    }
+
+    fn write_now(&mut self, line: Vec<u8>) -> Result<(), Error> {
+        self.transport
+            .send(&line)
+            .map_err(|(_, e)| self.handshake_error(format!("writing to the server: {e}")))
+    }
+
+    // ---- serving ----------------------------------------------------------------------------
+
+    fn serve(&mut self, commands: &Receiver<Command>) -> Exit {
+        loop {
+            select! {
+                recv(commands) -> command => {
+                    let Ok(command) = command else {
+                        log::debug!("[{}] every handle dropped; closing", self.name());
+                        return Exit::Closed;
+                    };
+                    if !self.command(command) {
+                        return Exit::Closed;
+                    }
+                    // Take what else is queued, then write it all at once.
+                    for _ in 0..256 {
+                        match commands.try_recv() {
+                            Ok(command) => if !self.command(command) { return Exit::Closed },
+                            Err(_) => break,
+                        }
+                    }
+                }
+                recv(self.inbound) -> item => match item {
+                    Ok(Inbound::Closed(ended)) => return Exit::Inbound(ended),
+                    Ok(other) => self.inbound_item(other),
+                    Err(_) => return Exit::Inbound(Ended::Eof),
+                },
+                recv(self.answers_rx) -> answer => {
+                    if let Ok((id, outcome)) = answer {
+                        self.outbox.bytes.extend_from_slice(&jsonrpc::response_line(&id, &outcome));
+                    }
+                }
+            }
+            if let Err(e) = self.flush() {
+                return Exit::WriteFailed(e);
+            }
+        }
+    }
+
+    /// Queues a command's output. Returns `false` on `Close`.
+    fn command(&mut self, command: Command) -> bool {
+        match command {
+            Command::Request {
+                id,
+                line,
+                done,
+                progress,
+            } => {
+                // Registered before it is written, so the router always finds it.
+                self.shared
+                    .pending
+                    .lock()
+                    .insert(id, Pending { done, progress });
+                self.outbox.bytes.extend_from_slice(&line);
+                self.outbox.requests.push((self.outbox.bytes.len(), id));
+            }
+            Command::Notify { line } => self.outbox.bytes.extend_from_slice(&line),
+            Command::Abandon { id, reason } => {
+                if self.shared.pending.lock().remove(&id).is_some() {
+                    let params = json!({ "requestId": id, "reason": reason });
+                    self.outbox
+                        .bytes
+                        .extend_from_slice(&jsonrpc::notification_line(
+                            "notifications/cancelled",
+                            Some(&params),
+                        ));
+                }
+            }
+            Command::Close => return false,
+        }
+        true
+    }
+
+    /// Writes the outbox. On failure, requests whose line was not completely written are
+    /// failed as never sent; the rest stay pending and end as outcome unknown.
+    fn flush(&mut self) -> Result<(), std::io::Error> {
+        if self.outbox.bytes.is_empty() {
+            return Ok(());
+        }
+        let result = self.transport.send(&self.outbox.bytes);
+        self.outbox.bytes.clear();
+        let Err((written, e)) = result else {
+            self.outbox.requests.clear();
+            return Ok(());
+        };
+        let tail = self.transport.diagnostics();
+        let mut pending = self.shared.pending.lock();
+        for (end, id) in self.outbox.requests.drain(..) {
+            if end > written {
+                if let Some(p) = pending.remove(&id) {
+                    let _ = p.done.send(Err(Error::SessionClosed {
+                        reason: CloseReason::Broken(format!("writing to the server: {e}")),
+                        stderr_tail: tail.clone(),
+                    }));
+                }
+            }
+        }
+        Err(e)
+    }
+
+    /// A server request, a notification or an invalid line.
+    fn inbound_item(&mut self, item: Inbound) {
+        match item {
+            Inbound::Message(Message::Request { id, method, params }) => {
+                self.server_request(id, method, params)
+            }
+            Inbound::Message(Message::Notification { method, params }) => {
+                self.notification(&method, &params)
+            }
+            Inbound::Message(Message::Response { .. }) => {} // routed on the reader thread
+            Inbound::Invalid(why) => {
+                self.shared.invalid_lines.fetch_add(1, Ordering::Relaxed);
+                log::warn!("[{}] ignoring invalid line from server: {why}", self.name());
+            }
+            Inbound::Closed(_) => {}
+        }
+    }
+
+    fn server_request(&mut self, id: Value, method: String, params: Value) {
+        let supported = match method.as_str() {
+            "ping" => {
+                self.outbox
+                    .bytes
+                    .extend_from_slice(&jsonrpc::response_line(&id, &Ok(json!({}))));
+                return;
+            }
+            "roots/list" => self.support.roots,
+            "sampling/createMessage" => self.support.sampling,
+            "elicitation/create" => self.support.elicitation,
+            _ => false,
+        };
+        if !supported {
+            log::debug!("[{}] server asked for unsupported {method}", self.name());
+            let outcome = Err(RpcError {
+                code: jsonrpc::METHOD_NOT_FOUND,
+                message: format!("method not found: {method}"),
+                data: None,
+            });
+            self.outbox
+                .bytes
+                .extend_from_slice(&jsonrpc::response_line(&id, &outcome));
+            return;
+        }
+        // Handlers may block (sampling asks a model): answer from a thread of their own.
+        let handler = self.handler.clone();
+        let answers = self.answers.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("mcp-handler-{}", self.name()))
+            .spawn(move || {
+                let result = match method.as_str() {
+                    "roots/list" => handler.roots(&params),
+                    "sampling/createMessage" => handler.sampling(&params),
+                    _ => handler.elicitation(&params),
+                };
+                let outcome = result.map_err(|e| RpcError {
+                    code: e.code,
+                    message: e.message,
+                    data: None,
+                });
+                let _ = answers.send((id, outcome));
+            });
+        if let Err(e) = spawned {
+            log::error!("[{}] cannot start a handler thread: {e}", self.name());
+        }
+    }
+
+    fn notification(&mut self, method: &str, params: &Value) {
+        let name = &self.shared.name;
+        match method {
+            "notifications/message" => {
+                let level = params
+                    .get("level")
+                    .and_then(Value::as_str)
+                    .unwrap_or("info");
+                let logger = params.get("logger").and_then(Value::as_str).unwrap_or("");
+                let data = params.get("data").unwrap_or(&Value::Null);
+                log::log!(target: "mcp_pool::server", LogLevel::log_level(level), "[{name}] {logger} {data}");
+            }
+            "notifications/tools/list_changed" => {
+                self.shared.tools_changed.store(true, Ordering::Release);
+                self.handler.on_list_changed(name, ListKind::Tools);
+            }
+            "notifications/resources/list_changed" => {
+                self.handler.on_list_changed(name, ListKind::Resources)
+            }
+            "notifications/prompts/list_changed" => {
+                self.handler.on_list_changed(name, ListKind::Prompts)
+            }
+            "notifications/resources/updated" => {
+                let uri = params.get("uri").and_then(Value::as_str).unwrap_or("");
+                self.handler.on_resource_updated(name, uri);
+            }
+            _ => {
+                log::debug!("[{name}] notification {method}");
+                self.handler.on_notification(name, method, params);
+            }
+        }
+    }
+
+    // ---- ending -----------------------------------------------------------------------------
+
+    fn end(mut self, exit: Exit, commands: Receiver<Command>) {
+        let reason = match &exit {
+            Exit::Closed => CloseReason::Closed,
+            Exit::Inbound(ended) => self.transport.end_reason(ended),
+            Exit::WriteFailed(e) => {
+                // The child probably died; its exit status says more than EPIPE.
+                match self.transport.end_reason(&Ended::Eof) {
+                    CloseReason::Eof => CloseReason::Broken(format!("writing to the server: {e}")),
+                    reason => reason,
+                }
+            }
+        };
+        let tail = self.transport.diagnostics();
+        if matches!(exit, Exit::Closed) {
+            log::debug!("[{}] closing session", self.name());
+        } else {
+            log::warn!(
+                "[{}] session ended: {reason}; stderr tail: {}",
+                self.name(),
+                tail.trim_end()
+            );
+        }
+        let _ = self.shared.ended.set((reason.clone(), tail.clone()));
+        // Refuse new work first, then fail what is in flight, then take the slow way out.
+        drop(commands);
+        let in_flight: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
+        for p in in_flight {
+            let _ = p.done.send(Err(Error::OutcomeUnknown {
+                reason: reason.clone(),
+                stderr_tail: tail.clone(),
+            }));
+        }
+        self.transport.close();
+    }
+}
+
+/// Reads a `server/discover` result. `None` when the server offers no version this client
+/// speaks (then the handshake generation is tried).
+fn discovered(result: &Value) -> Result<Option<ServerDetails>, Error> {
+    let versions = result
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Protocol("server/discover result has no supportedVersions".into()))?;
+    if !versions
+        .iter()
+        .any(|v| v.as_str() == Some(protocol::PER_REQUEST_VERSION))
+    {
+        return Ok(None);
+    }
+    let info: Implementation = result
+        .get("_meta")
+        .and_then(|m| m.get(protocol::META_SERVER_INFO))
+        .or_else(|| result.get("serverInfo"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    Ok(Some(ServerDetails {
+        generation: Generation::PerRequest,
+        protocol_version: protocol::PER_REQUEST_VERSION.to_owned(),
+        capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
+        server_info: info,
+        instructions: result
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discover_result_needs_our_version() {
+        let d = discovered(&json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}},
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}}
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(d.generation, Generation::PerRequest);
+        assert_eq!(d.server_info.name, "s");
+        assert!(d.has_capability("tools"));
+        assert!(discovered(&json!({"supportedVersions": ["2099-01-01"]}))
+            .unwrap()
+            .is_none());
+        assert!(discovered(&json!({})).is_err());
+    }
+}
