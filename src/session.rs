@@ -174,7 +174,11 @@ impl Session {
     pub fn start(config: ServerConfig) -> Result<Session, Error> {
         config.validate()?;
         let start_timeout = config.start_timeout;
-        let (shared, commands, ready) = worker::start(config)?;
+        let worker::Started {
+            shared,
+            commands,
+            ready,
+        } = worker::start(config)?;
         // The worker enforces the start timeout itself; the margin covers its clean-up.
         match ready.recv_timeout(start_timeout + Duration::from_millis(500)) {
             Ok(Ok(())) => Ok(Session { shared, commands }),

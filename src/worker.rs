@@ -102,10 +102,18 @@ impl Shared {
     }
 }
 
+/// A worker that is starting: `ready` says when the handshake is done or failed.
+pub(crate) struct Started {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) commands: Sender<Command>,
+    pub(crate) ready: Receiver<Result<(), Error>>,
+}
+
+/// The outcome of a request as the server sent it.
+type Outcome = Result<Value, RpcError>;
+
 /// Starts a worker thread for `config`. Returns the shared state once the session is ready.
-pub(crate) fn start(
-    config: ServerConfig,
-) -> Result<(Arc<Shared>, Sender<Command>, Receiver<Result<(), Error>>), Error> {
+pub(crate) fn start(config: ServerConfig) -> Result<Started, Error> {
     let name = config.name.clone();
     let shared = Arc::new(Shared::new(&config));
     let (commands, command_rx) = unbounded();
@@ -119,7 +127,11 @@ pub(crate) fn start(
             source,
         })?;
     *shared.worker.lock() = Some(worker);
-    Ok((shared, commands, ready_rx))
+    Ok(Started {
+        shared,
+        commands,
+        ready: ready_rx,
+    })
 }
 
 /// Routes inbound traffic on the reader thread.
@@ -220,7 +232,7 @@ enum Exit {
     WriteFailed(std::io::Error),
 }
 
-type Answer = (Value, Result<Value, RpcError>);
+type Answer = (Value, Outcome);
 
 struct Worker {
     shared: Arc<Shared>,
@@ -448,7 +460,7 @@ impl Worker {
         discover: &Receiver<Result<Value, Error>>,
         initialize: &Receiver<Result<Value, Error>>,
         until: Instant,
-    ) -> Result<Option<(u64, Result<Value, RpcError>)>, Error> {
+    ) -> Result<Option<(u64, Outcome)>, Error> {
         let to_rpc = |r: Result<Value, Error>| {
             r.map_err(|e| match e {
                 Error::Server {
