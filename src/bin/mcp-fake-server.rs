@@ -1646,9 +1646,13 @@ fn tool_client_caps(_: &Shared, call: &Call) -> Outcome {
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
-    let args = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned());
+    main_with_args(std::env::args_os().skip(1));
+}
+
+/// Runs the server with these arguments (without the program name). The demo example embeds
+/// this file and calls it to act as the server.
+pub fn main_with_args(args: impl Iterator<Item = std::ffi::OsString>) {
+    let args = args.map(|a| a.to_string_lossy().into_owned());
     let cfg = match Config::from_args(args) {
         Ok(cfg) => cfg,
         Err(ArgsError::Help) => {
