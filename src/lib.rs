@@ -48,7 +48,7 @@ pub use error::{CloseReason, Error, Phase, Result};
 pub use handler::{ClientHandler, HandlerError, HandlerSupport, ListKind, NoHandler, StaticRoots};
 pub use protocol::{
     is_read_only_method, CallToolResult, Content, GetPromptResult, Implementation, LogLevel,
-    Progress, PromptMessage, ServerDetails, Tool, ToolAnnotations,
+    Progress, PromptMessage, ServerDetails, Tool, ToolAnnotations, ToolCall,
 };
 pub use session::{CallOptions, CancelHandle, Session};
 

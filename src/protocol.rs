@@ -209,6 +209,26 @@ impl Content {
     }
 }
 
+/// One tool call of a batch: `{"tool": NAME, "arguments": {...}}` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub tool: String,
+    /// Its arguments (an object; `null` or absent means none).
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+impl ToolCall {
+    /// A call of `tool` with `arguments`.
+    pub fn new(tool: impl Into<String>, arguments: Value) -> Self {
+        ToolCall {
+            tool: tool.into(),
+            arguments,
+        }
+    }
+}
+
 /// A progress report for a request (`notifications/progress`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Progress {

@@ -16,7 +16,9 @@ use serde_json::{json, Map, Value};
 use crate::config::{Generation, ServerConfig};
 use crate::error::{CloseReason, Error, Phase};
 use crate::jsonrpc;
-use crate::protocol::{CallToolResult, GetPromptResult, LogLevel, Progress, ServerDetails, Tool};
+use crate::protocol::{
+    CallToolResult, GetPromptResult, LogLevel, Progress, ServerDetails, Tool, ToolCall,
+};
 use crate::worker::{self, Command, Shared};
 
 /// The most pages a list call follows before it gives up.
@@ -386,6 +388,65 @@ impl Session {
         params: Option<Value>,
         options: CallOptions<'_>,
     ) -> Result<Value, Error> {
+        let CallOptions {
+            timeout,
+            progress,
+            cancel,
+            keep_deadline,
+        } = options;
+        let cancel_rx = match &cancel {
+            Some(c) if c.is_cancelled() => return Err(Error::Cancelled),
+            Some(c) => c.inner.fired.clone(),
+            None => never(),
+        };
+        let sent = self.send(method, params, progress.is_some())?;
+        let timeout = timeout.unwrap_or(self.shared.request_timeout);
+        self.wait(sent, timeout, progress, &cancel_rx, keep_deadline)
+    }
+
+    /// Calls several tools at once: every request is written without waiting for the
+    /// answers, then the answers are collected. Returns one result per call, in order; one
+    /// failure does not affect the others. `timeout` bounds the whole batch (defaults to the
+    /// request timeout); `on_done` is called with the number of calls finished so far.
+    ///
+    /// ```no_run
+    /// # let session = mcp_pool::Session::start(mcp_pool::ServerConfig::new("s", "srv"))?;
+    /// use mcp_pool::ToolCall;
+    /// let calls: Vec<ToolCall> = (0..100)
+    ///     .map(|i| ToolCall::new("echo", serde_json::json!({ "text": i.to_string() })))
+    ///     .collect();
+    /// let results = session.call_tools(&calls, None, |done| eprint!("\r{done}/100"));
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn call_tools(
+        &self,
+        calls: &[ToolCall],
+        timeout: Option<Duration>,
+        mut on_done: impl FnMut(usize),
+    ) -> Vec<Result<CallToolResult, Error>> {
+        let timeout = timeout.unwrap_or(self.shared.request_timeout);
+        let deadline = Instant::now() + timeout;
+        let sent: Vec<Result<Sent<'_>, Error>> = calls
+            .iter()
+            .map(|call| {
+                let params = tool_call_params(&call.tool, call.arguments.clone())?;
+                self.send("tools/call", Some(params), false)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(sent.len());
+        for (i, sent) in sent.into_iter().enumerate() {
+            let result = sent.and_then(|sent| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.wait(sent, left, None, &never(), true)
+            });
+            results.push(result.and_then(|v| parse_result(v, "tools/call")));
+            on_done(i + 1);
+        }
+        results
+    }
+
+    /// Registers and queues one request. It is written by the worker.
+    fn send(&self, method: &str, params: Option<Value>, progress: bool) -> Result<Sent<'_>, Error> {
         let shared = &self.shared;
         if method.is_empty() {
             return Err(Error::InvalidArgument("method name is empty".into()));
@@ -400,18 +461,6 @@ impl Session {
                 )))
             }
         };
-        let CallOptions {
-            timeout,
-            mut progress,
-            cancel,
-            keep_deadline,
-        } = options;
-        let timeout = timeout.unwrap_or(shared.request_timeout);
-        let cancel_rx = match &cancel {
-            Some(c) if c.is_cancelled() => return Err(Error::Cancelled),
-            Some(c) => c.inner.fired.clone(),
-            None => never(),
-        };
         if let Some((reason, tail)) = shared.ended.get() {
             return Err(Error::SessionClosed {
                 reason: reason.clone(),
@@ -420,7 +469,7 @@ impl Session {
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let envelope = shared.envelope.get();
-        if progress.is_some() || envelope.is_some() {
+        if progress || envelope.is_some() {
             let params = params.get_or_insert_with(Map::new);
             let meta = match params
                 .entry("_meta")
@@ -433,7 +482,7 @@ impl Session {
                     )))
                 }
             };
-            if progress.is_some() {
+            if progress {
                 meta.insert("progressToken".into(), json!(id));
             }
             if let Some(envelope) = envelope {
@@ -445,38 +494,57 @@ impl Session {
         let params = params.map(Value::Object);
         let line = jsonrpc::request_line(id, method, params.as_ref());
 
-        let (done_tx, done_rx) = bounded(1);
-        let (progress_tx, progress_rx) = match progress {
-            Some(_) => {
-                let (tx, rx) = bounded(256);
-                (Some(tx), rx)
-            }
-            None => (None, never()),
+        let (done_tx, done) = bounded(1);
+        let (progress_tx, progress) = if progress {
+            let (tx, rx) = bounded(256);
+            (Some(tx), rx)
+        } else {
+            (None, never())
         };
-        let started = Instant::now();
-        let _in_flight = InFlight::enter(shared);
-        if self
-            .commands
+        let sent = Sent {
+            id,
+            done,
+            progress,
+            started: Instant::now(),
+            _in_flight: InFlight::enter(shared),
+        };
+        self.commands
             .send(Command::Request {
                 id,
                 line,
                 done: done_tx,
                 progress: progress_tx,
             })
-            .is_err()
-        {
-            return Err(self.closed_error());
-        }
-        let hard_limit = started + timeout.max(shared.max_request_timeout);
+            .map_err(|_| self.closed_error())?;
+        Ok(sent)
+    }
+
+    /// Waits for a sent request's answer, its deadline or its cancellation.
+    fn wait(
+        &self,
+        sent: Sent<'_>,
+        timeout: Duration,
+        mut progress: Option<ProgressFn<'_>>,
+        cancel: &Receiver<()>,
+        keep_deadline: bool,
+    ) -> Result<Value, Error> {
+        let Sent {
+            id,
+            done,
+            progress: reports,
+            started,
+            _in_flight,
+        } = sent;
+        let hard_limit = started + timeout.max(self.shared.max_request_timeout);
         let mut deadline = started + timeout;
         loop {
             select! {
-                recv(done_rx) -> outcome => return match outcome {
+                recv(done) -> outcome => return match outcome {
                     Ok(outcome) => outcome,
                     // The worker ended before taking the request: it was never written.
                     Err(_) => Err(self.closed_error()),
                 },
-                recv(progress_rx) -> report => {
+                recv(reports) -> report => {
                     if let (Ok(report), Some(f)) = (report, progress.as_mut()) {
                         f(&report);
                         if !keep_deadline {
@@ -484,7 +552,7 @@ impl Session {
                         }
                     }
                 },
-                recv(cancel_rx) -> _ => {
+                recv(cancel) -> _ => {
                     self.abandon(id, "cancelled by the client");
                     return Err(Error::Cancelled);
                 },
@@ -527,6 +595,12 @@ impl Session {
         if let Some(worker) = worker {
             let _ = worker.join();
         }
+    }
+
+    /// Starts closing the session and returns at once; the worker shuts the child down in
+    /// the background. Calls in flight fail at once.
+    pub fn close_in_background(&self) {
+        let _ = self.commands.send(Command::Close);
     }
 
     fn abandon(&self, id: u64, reason: &'static str) {
@@ -603,6 +677,15 @@ impl Session {
             "`{method}` returned more than {MAX_PAGES} pages"
         )))
     }
+}
+
+/// A request handed to the worker, not yet answered.
+struct Sent<'a> {
+    id: u64,
+    done: Receiver<Result<Value, Error>>,
+    progress: Receiver<Progress>,
+    started: Instant,
+    _in_flight: InFlight<'a>,
 }
 
 /// Counts a call in flight for its duration.

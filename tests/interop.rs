@@ -33,12 +33,18 @@ fn server(which: &str) -> Option<ServerConfig> {
     let dir = interop_dir();
     let (program, args, needs) = match which {
         "everything" => {
-            let js = dir.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-            ("node".to_owned(), vec![js.to_string_lossy().into_owned(), "stdio".into()], js)
+            let js =
+                dir.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+            (
+                "node".to_owned(),
+                vec![js.to_string_lossy().into_owned(), "stdio".into()],
+                js,
+            )
         }
         _ => {
             let python = dir.join("venv/bin/python");
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_server.py");
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_server.py");
             (
                 python.to_string_lossy().into_owned(),
                 vec![script.to_string_lossy().into_owned()],
@@ -84,7 +90,9 @@ impl ClientHandler for Client {
         Ok(json!({"roots": [{"uri": "file:///tmp/interop-root", "name": "interop-root"}]}))
     }
     fn sampling(&self, _: &Value) -> Result<Value, HandlerError> {
-        Ok(json!({"role": "assistant", "content": {"type": "text", "text": "sampled by the test"}, "model": "test-model", "stopReason": "endTurn"}))
+        Ok(
+            json!({"role": "assistant", "content": {"type": "text", "text": "sampled by the test"}, "model": "test-model", "stopReason": "endTurn"}),
+        )
     }
 }
 
@@ -97,7 +105,9 @@ fn client() -> Arc<Client> {
 #[test]
 fn everything_handshake_tools_and_content() {
     let _g = serial();
-    let Some(config) = server("everything") else { return };
+    let Some(config) = server("everything") else {
+        return;
+    };
     let before = snapshot();
     let handler = client();
     let s = Session::start(config.handler(handler.clone())).unwrap();
@@ -105,19 +115,31 @@ fn everything_handshake_tools_and_content() {
     let d = s.details();
     assert_eq!(d.generation, Generation::Handshake);
     assert_eq!(d.protocol_version, "2025-11-25");
-    assert!(d.server_info.name.contains("everything"), "{:?}", d.server_info);
+    assert!(
+        d.server_info.name.contains("everything"),
+        "{:?}",
+        d.server_info
+    );
     assert!(d.has_capability("tools"));
 
     let tools = s.list_tools().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    for want in ["echo", "get-structured-content", "trigger-long-running-operation", "get-roots-list", "trigger-sampling-request"] {
+    for want in [
+        "echo",
+        "get-structured-content",
+        "trigger-long-running-operation",
+        "get-roots-list",
+        "trigger-sampling-request",
+    ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     let r = s.call_tool("echo", json!({"message": "hi there"})).unwrap();
     assert!(!r.is_error);
     assert_eq!(r.text(), "Echo: hi there");
 
-    let r = s.call_tool("get-structured-content", json!({"location": "Chicago"})).unwrap();
+    let r = s
+        .call_tool("get-structured-content", json!({"location": "Chicago"}))
+        .unwrap();
     let structured = r.structured_content.expect("structuredContent");
     assert!(structured.get("temperature").is_some(), "{structured}");
 
@@ -139,16 +161,25 @@ fn everything_handshake_tools_and_content() {
 #[test]
 fn everything_asks_for_roots_and_sampling_mid_call() {
     let _g = serial();
-    let Some(config) = server("everything") else { return };
+    let Some(config) = server("everything") else {
+        return;
+    };
     let before = snapshot();
     let handler = client();
     let s = Session::start(config.handler(handler.clone())).unwrap();
     let r = s.call_tool("get-roots-list", json!({})).unwrap();
     assert!(!r.is_error, "{r:?}");
-    assert!(r.text().contains("file:///tmp/interop-root"), "{}", r.text());
+    assert!(
+        r.text().contains("file:///tmp/interop-root"),
+        "{}",
+        r.text()
+    );
     assert!(handler.roots_asked.load(Ordering::SeqCst) >= 1);
     let r = s
-        .call_tool("trigger-sampling-request", json!({"prompt": "say hi", "maxTokens": 5}))
+        .call_tool(
+            "trigger-sampling-request",
+            json!({"prompt": "say hi", "maxTokens": 5}),
+        )
         .unwrap();
     assert!(!r.is_error, "{r:?}");
     assert!(r.text().contains("sampled by the test"), "{}", r.text());
@@ -159,7 +190,9 @@ fn everything_asks_for_roots_and_sampling_mid_call() {
 #[test]
 fn everything_progress_and_cancel() {
     let _g = serial();
-    let Some(config) = server("everything") else { return };
+    let Some(config) = server("everything") else {
+        return;
+    };
     let before = snapshot();
     let s = Session::start(config).unwrap();
     let mut reports = Vec::new();
@@ -171,7 +204,15 @@ fn everything_progress_and_cancel() {
         )
         .unwrap();
     assert!(r.text().contains("completed"), "{}", r.text());
-    assert_eq!(reports, vec![(1.0, Some(4.0)), (2.0, Some(4.0)), (3.0, Some(4.0)), (4.0, Some(4.0))]);
+    assert_eq!(
+        reports,
+        vec![
+            (1.0, Some(4.0)),
+            (2.0, Some(4.0)),
+            (3.0, Some(4.0)),
+            (4.0, Some(4.0))
+        ]
+    );
 
     // Cancel mid-operation: the caller is free at once; the server keeps sending progress
     // for a while, which is dropped, and the session stays usable.
@@ -192,7 +233,9 @@ fn everything_progress_and_cancel() {
     assert!(matches!(err, Error::Cancelled), "{err}");
     assert!(start.elapsed() < Duration::from_secs(2));
     t.join().unwrap();
-    let r = s.call_tool("echo", json!({"message": "after cancel"})).unwrap();
+    let r = s
+        .call_tool("echo", json!({"message": "after cancel"}))
+        .unwrap();
     assert_eq!(r.text(), "Echo: after cancel");
     s.ping().unwrap();
     s.close();
@@ -202,7 +245,9 @@ fn everything_progress_and_cancel() {
 #[test]
 fn python_sdk_per_request_generation() {
     let _g = serial();
-    let Some(config) = server("python") else { return };
+    let Some(config) = server("python") else {
+        return;
+    };
     let before = snapshot();
     let s = Session::start(config).unwrap();
     let d = s.details();
@@ -210,9 +255,17 @@ fn python_sdk_per_request_generation() {
     assert_eq!(d.protocol_version, "2026-07-28");
     assert_eq!(d.server_info.name, "mcp-pool-python-interop");
 
-    let names: Vec<String> = s.list_tools().unwrap().into_iter().map(|t| t.name).collect();
+    let names: Vec<String> = s
+        .list_tools()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     for want in ["echo", "add", "slow", "fail"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
     }
     let r = s.call_tool("echo", json!({"text": "hello"})).unwrap();
     assert_eq!(r.text(), "hello");
@@ -223,7 +276,11 @@ fn python_sdk_per_request_generation() {
     assert!(r.text().contains("always fails"), "{}", r.text());
     let mut steps = 0;
     let r = s
-        .call_tool_with("slow", json!({"steps": 3}), CallOptions::new().on_progress(|_| steps += 1))
+        .call_tool_with(
+            "slow",
+            json!({"steps": 3}),
+            CallOptions::new().on_progress(|_| steps += 1),
+        )
         .unwrap();
     assert_eq!(r.text(), "done after 3 steps");
     assert_eq!(steps, 3);
@@ -236,7 +293,9 @@ fn python_sdk_per_request_generation() {
 #[test]
 fn python_sdk_handshake_generation_with_paging_and_roots() {
     let _g = serial();
-    let Some(config) = server("python") else { return };
+    let Some(config) = server("python") else {
+        return;
+    };
     let before = snapshot();
     let handler = client();
     let s = Session::start(
@@ -247,13 +306,21 @@ fn python_sdk_handshake_generation_with_paging_and_roots() {
     )
     .unwrap();
     assert_eq!(s.details().generation, Generation::Handshake);
-    let names: Vec<String> = s.list_tools().unwrap().into_iter().map(|t| t.name).collect();
+    let names: Vec<String> = s
+        .list_tools()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(names.len(), 5, "{names:?}");
     let r = s.call_tool("roots", json!({})).unwrap();
     assert_eq!(r.text(), "file:///tmp/interop-root");
     assert_eq!(handler.roots_asked.load(Ordering::SeqCst), 1);
     let r = s.read_resource("interop://greeting").unwrap();
-    assert_eq!(r["contents"][0]["text"], "hello from the python interop server");
+    assert_eq!(
+        r["contents"][0]["text"],
+        "hello from the python interop server"
+    );
     let p = s.get_prompt("greet", json!({"name": "Ada"})).unwrap();
     assert!(p.messages[0].content.as_text().unwrap().contains("Ada"));
     s.ping().unwrap();

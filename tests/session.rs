@@ -504,3 +504,30 @@ fn environment_is_limited_unless_inherited() {
     );
     s.close();
 }
+
+#[test]
+fn call_tools_pipelines_a_batch_and_keeps_order() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[])).unwrap();
+    let mut calls: Vec<mcp_pool::ToolCall> = (0..50)
+        .map(|i| mcp_pool::ToolCall::new("echo", json!({ "text": format!("n{i}") })))
+        .collect();
+    calls[10] = mcp_pool::ToolCall::new("fail", json!({"message": "tool failed"}));
+    calls[20] = mcp_pool::ToolCall::new("echo", json!([1]));
+    calls[30] = mcp_pool::ToolCall::new("sleep", json!({"ms": 100}));
+    let mut progress = Vec::new();
+    let results = s.call_tools(&calls, None, |done| progress.push(done));
+    assert_eq!(results.len(), 50);
+    assert_eq!(progress, (1..=50).collect::<Vec<_>>());
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            10 => assert!(r.as_ref().unwrap().is_error),
+            20 => assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}"),
+            30 => assert_eq!(r.as_ref().unwrap().text(), "slept 100"),
+            _ => assert_eq!(r.as_ref().unwrap().text(), format!("n{i}")),
+        }
+    }
+    s.close();
+    assert_clean(&before);
+}
