@@ -249,6 +249,195 @@ impl fmt::Debug for ServerConfig {
     }
 }
 
+/// When a call interrupted by a dying session is retried once on a fresh session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RetryPolicy {
+    /// Never retry.
+    Never,
+    /// Retry when it cannot run a tool twice: the request was never written, the method is
+    /// read-only (`tools/list`, `resources/read`, `ping`, ...), or the tool's annotations say
+    /// `readOnlyHint` or `idempotentHint`.
+    #[default]
+    Safe,
+    /// Retry once whatever happened, accepting that a tool may run twice.
+    Always,
+}
+
+/// How the pool runs one server's sessions.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_pool::{PoolSettings, RetryPolicy};
+///
+/// let settings = PoolSettings::new()
+///     .max_sessions(4)
+///     .min_sessions(1)
+///     .idle_timeout(Duration::from_secs(60))
+///     .retry(RetryPolicy::Never);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub(crate) max_sessions: usize,
+    pub(crate) min_sessions: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) queue_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) lifetime_jitter: Duration,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) failure_threshold: u32,
+    pub(crate) cooldown: Duration,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) direct: bool,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_sessions: 1,
+            min_sessions: 0,
+            max_in_flight: 256,
+            queue_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(3600),
+            lifetime_jitter: Duration::from_secs(60),
+            keepalive: None,
+            retry: RetryPolicy::Safe,
+            failure_threshold: 3,
+            cooldown: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            direct: false,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most sessions (child processes) for this server. Defaults to 1.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+
+    /// Sessions kept warm: started when the pool is built and never reaped for idleness.
+    /// Defaults to 0.
+    pub fn min_sessions(mut self, n: usize) -> Self {
+        self.min_sessions = n;
+        self
+    }
+
+    /// The most calls in flight on one session; past it a call goes to another session or
+    /// waits. Defaults to 256.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// How long a call waits for capacity (a session with room, or one starting) before it
+    /// fails with [`Error::PoolBusy`]; never longer than the call's own deadline. Defaults to
+    /// 30 s.
+    pub fn queue_timeout(mut self, timeout: Duration) -> Self {
+        self.queue_timeout = timeout;
+        self
+    }
+
+    /// A session unused this long is closed. Defaults to 300 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// A session this old takes no new calls and closes when its last call ends. Defaults to
+    /// 3600 s.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+
+    /// Each session's lifetime is shortened by a random amount up to this, so sessions started
+    /// together do not all restart together. Defaults to 60 s (never more than a tenth of the
+    /// lifetime).
+    pub fn lifetime_jitter(mut self, jitter: Duration) -> Self {
+        self.lifetime_jitter = jitter;
+        self
+    }
+
+    /// Pings idle sessions at this interval; a session that fails the ping is replaced.
+    /// Defaults to off.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// When interrupted calls are retried. Defaults to [`RetryPolicy::Safe`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// After this many spawn or handshake failures in a row the server is marked failing and
+    /// calls fail fast until the cool-down passes. Defaults to 3.
+    pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.failure_threshold = n;
+        self
+    }
+
+    /// How long a failing server is left alone. Defaults to 30 s.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Restarts after a failure wait `base`, doubling per failure in a row, up to `max`.
+    /// Defaults to 100 ms and 10 s.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+
+    /// Direct mode: every call spawns the server, calls, and closes it (no pooling). Defaults
+    /// to `false`.
+    pub fn direct(mut self, direct: bool) -> Self {
+        self.direct = direct;
+        self
+    }
+
+    pub(crate) fn validate(&self, server: &str) -> Result<(), Error> {
+        let bad = |what: &str| Err(Error::Config(format!("server `{server}`: {what}")));
+        if self.max_sessions == 0 {
+            return bad("max sessions must be at least 1");
+        }
+        if self.min_sessions > self.max_sessions {
+            return bad("min sessions is more than max sessions");
+        }
+        if self.max_in_flight == 0 {
+            return bad("max in flight must be at least 1");
+        }
+        if self.idle_timeout.is_zero() || self.max_lifetime.is_zero() {
+            return bad("idle timeout and max lifetime must be more than zero");
+        }
+        if self.keepalive.is_some_and(|k| k.is_zero()) {
+            return bad("keepalive interval must be more than zero");
+        }
+        if self.failure_threshold == 0 {
+            return bad("failure threshold must be at least 1");
+        }
+        if self.backoff_base > self.backoff_max {
+            return bad("backoff base is longer than its maximum");
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

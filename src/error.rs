@@ -93,6 +93,33 @@ pub enum Error {
     /// The pool (or session) was closed by its owner.
     #[error("pool closed")]
     PoolClosed,
+
+    /// Every session of the server was busy for longer than the queue timeout.
+    #[error("pool busy: no session of `{server}` had room within {waited:?}")]
+    PoolBusy {
+        /// The server.
+        server: String,
+        /// How long the call waited.
+        waited: Duration,
+    },
+
+    /// The server is marked failing after repeated start failures; calls fail fast until
+    /// the cool-down passes. Carries the last failure.
+    #[error("server `{server}` is failing (retry in {retry_in:?}): {last_error}")]
+    ServerFailing {
+        /// The server.
+        server: String,
+        /// The last spawn or handshake error, as text.
+        last_error: String,
+        /// The last lines the server wrote to stderr.
+        stderr_tail: String,
+        /// Time left until the next attempt.
+        retry_in: Duration,
+    },
+
+    /// No server of that name is configured.
+    #[error("unknown server `{0}`")]
+    UnknownServer(String),
 }
 
 impl Error {
@@ -101,8 +128,74 @@ impl Error {
         match self {
             Error::Handshake { stderr_tail, .. }
             | Error::SessionClosed { stderr_tail, .. }
-            | Error::OutcomeUnknown { stderr_tail, .. } => Some(stderr_tail),
+            | Error::OutcomeUnknown { stderr_tail, .. }
+            | Error::ServerFailing { stderr_tail, .. } => Some(stderr_tail),
             _ => None,
+        }
+    }
+
+    /// A copy of this error, for handing one failure to several waiting callers.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Spawn { command, source } => Error::Spawn {
+                command: command.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Handshake {
+                reason,
+                stderr_tail,
+            } => Error::Handshake {
+                reason: reason.clone(),
+                stderr_tail: stderr_tail.clone(),
+            },
+            Error::Server {
+                code,
+                message,
+                data,
+            } => Error::Server {
+                code: *code,
+                message: message.clone(),
+                data: data.clone(),
+            },
+            Error::Timeout { phase, after } => Error::Timeout {
+                phase: *phase,
+                after: *after,
+            },
+            Error::Cancelled => Error::Cancelled,
+            Error::SessionClosed {
+                reason,
+                stderr_tail,
+            } => Error::SessionClosed {
+                reason: reason.clone(),
+                stderr_tail: stderr_tail.clone(),
+            },
+            Error::OutcomeUnknown {
+                reason,
+                stderr_tail,
+            } => Error::OutcomeUnknown {
+                reason: reason.clone(),
+                stderr_tail: stderr_tail.clone(),
+            },
+            Error::Protocol(m) => Error::Protocol(m.clone()),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Config(m) => Error::Config(m.clone()),
+            Error::PoolClosed => Error::PoolClosed,
+            Error::PoolBusy { server, waited } => Error::PoolBusy {
+                server: server.clone(),
+                waited: *waited,
+            },
+            Error::ServerFailing {
+                server,
+                last_error,
+                stderr_tail,
+                retry_in,
+            } => Error::ServerFailing {
+                server: server.clone(),
+                last_error: last_error.clone(),
+                stderr_tail: stderr_tail.clone(),
+                retry_in: *retry_in,
+            },
+            Error::UnknownServer(s) => Error::UnknownServer(s.clone()),
         }
     }
 
@@ -120,6 +213,9 @@ impl Error {
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Config(_) => "config",
             Error::PoolClosed => "pool_closed",
+            Error::PoolBusy { .. } => "pool_busy",
+            Error::ServerFailing { .. } => "server_failing",
+            Error::UnknownServer(_) => "unknown_server",
         }
     }
 }

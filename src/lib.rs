@@ -37,20 +37,26 @@ mod config;
 mod error;
 mod handler;
 mod jsonrpc;
+mod pool;
 mod process;
 mod protocol;
+mod reaper;
 mod session;
+mod slot;
+mod stats;
 mod transport;
 mod worker;
 
-pub use config::{Generation, ServerConfig};
+pub use config::{Generation, PoolSettings, RetryPolicy, ServerConfig};
 pub use error::{CloseReason, Error, Phase, Result};
 pub use handler::{ClientHandler, HandlerError, HandlerSupport, ListKind, NoHandler, StaticRoots};
+pub use pool::{Pool, PoolBuilder};
 pub use protocol::{
     is_read_only_method, CallToolResult, Content, GetPromptResult, Implementation, LogLevel,
     Progress, PromptMessage, ServerDetails, Tool, ToolAnnotations, ToolCall,
 };
 pub use session::{CallOptions, CancelHandle, Session};
+pub use stats::{Percentiles, PoolStats, ServerStats};
 
 #[cfg(test)]
 mod tests {
@@ -62,5 +68,6 @@ mod tests {
         assert_send_sync::<super::CancelHandle>();
         assert_send_sync::<super::Error>();
         assert_send_sync::<super::ServerConfig>();
+        assert_send_sync::<super::Pool>();
     }
 }

@@ -76,7 +76,7 @@ impl Default for CancelHandle {
 }
 
 /// A progress callback.
-type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
+pub(crate) type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 
 /// Options of one call: deadline, progress callback, cancellation.
 ///
@@ -95,10 +95,10 @@ type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 /// ```
 #[derive(Default)]
 pub struct CallOptions<'a> {
-    timeout: Option<Duration>,
-    progress: Option<ProgressFn<'a>>,
-    cancel: Option<CancelHandle>,
-    keep_deadline: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) progress: Option<ProgressFn<'a>>,
+    pub(crate) cancel: Option<CancelHandle>,
+    pub(crate) keep_deadline: bool,
 }
 
 impl<'a> CallOptions<'a> {
@@ -285,6 +285,11 @@ impl Session {
         self.list_all("tools/list", "tools", CallOptions::new())
     }
 
+    /// [`list_tools`](Self::list_tools) within a deadline for all pages.
+    pub(crate) fn list_tools_within(&self, timeout: Duration) -> Result<Vec<Tool>, Error> {
+        self.list_all("tools/list", "tools", CallOptions::new().timeout(timeout))
+    }
+
     /// Lists every resource (each as sent: `uri`, `name`, `mimeType`, ...).
     pub fn list_resources(&self) -> Result<Vec<Value>, Error> {
         self.list_all("resources/list", "resources", CallOptions::new())
@@ -367,12 +372,17 @@ impl Session {
     /// Checks the server answers: `ping` in the handshake generation, `server/discover` in
     /// the per-request one (which has no `ping`). Returns the round-trip time.
     pub fn ping(&self) -> Result<Duration, Error> {
+        self.ping_within(self.shared.request_timeout)
+    }
+
+    /// [`ping`](Self::ping) with its own deadline.
+    pub(crate) fn ping_within(&self, timeout: Duration) -> Result<Duration, Error> {
         let start = Instant::now();
         let method = match self.details().generation {
             Generation::PerRequest => "server/discover",
             _ => "ping",
         };
-        self.request(method, None)?;
+        self.request_with(method, None, CallOptions::new().timeout(timeout))?;
         Ok(start.elapsed())
     }
 
@@ -601,6 +611,23 @@ impl Session {
     /// the background. Calls in flight fail at once.
     pub fn close_in_background(&self) {
         let _ = self.commands.send(Command::Close);
+    }
+
+    /// Unique among all sessions of this process.
+    pub(crate) fn serial(&self) -> u64 {
+        self.shared.serial
+    }
+
+    pub(crate) fn leases(&self) -> &std::sync::atomic::AtomicUsize {
+        &self.shared.leases
+    }
+
+    pub(crate) fn is_retiring(&self) -> bool {
+        self.shared.retiring.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn retire(&self) {
+        self.shared.retiring.store(true, Ordering::Release);
     }
 
     fn abandon(&self, id: u64, reason: &'static str) {

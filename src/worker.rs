@@ -74,8 +74,16 @@ pub(crate) struct Shared {
     pub(crate) last_used: Mutex<Instant>,
     pub(crate) pid: OnceLock<u32>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
+    /// Unique among all sessions of this process.
+    pub(crate) serial: u64,
+    /// Pool leases held on this session (calls about to start or running).
+    pub(crate) leases: AtomicUsize,
+    /// Set by the pool when the session is past its lifetime: no new calls.
+    pub(crate) retiring: AtomicBool,
     pending: Mutex<HashMap<u64, Pending>>,
 }
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl Shared {
     fn new(config: &ServerConfig) -> Shared {
@@ -97,6 +105,9 @@ impl Shared {
             last_used: Mutex::new(Instant::now()),
             pid: OnceLock::new(),
             worker: Mutex::new(None),
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            leases: AtomicUsize::new(0),
+            retiring: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
         }
     }

@@ -75,6 +75,8 @@
 //! | `fail` | `message?` | `isError: true` with the message |
 //! | `rpc_error` | `code?` (-32000), `message?` | JSON-RPC error with that code/message, data `{"tool":"rpc_error"}` |
 //! | `sleep` *thread* | `ms`, `progress_steps?` | sleeps; with `_meta.progressToken` sends `progress_steps` `notifications/progress` `{progressToken, progress:i, total, message:"step i"}` spread over the sleep; text `slept MS` |
+//! | `slow_read` *thread* | as `sleep` | as `sleep`, annotated readOnlyHint (safe to retry) |
+//! | `slow_write` *thread* | as `sleep` | as `sleep`, annotated destructiveHint (not safe to retry) |
 //! | `hang` *thread* | — | never answers (until cancelled) |
 //! | `crash` | `code?` (3), `after_ms?` (0) | stderr `crashing`, exits with code after after_ms (other requests are served meanwhile); no answer |
 //! | `kill_self` | `signal?` (9) | kills itself with that signal; if it survives, isError result |
@@ -1254,6 +1256,10 @@ static TOOLS: &[ToolDef] = &[
     tool!("rpc_error" => tool_rpc_error, Plain, "Answers a JSON-RPC error.",
         [opt("code", "integer"), opt("message", "string")]),
     tool!("sleep" => tool_sleep, Plain + threaded, "Sleeps `ms`, with optional progress.",
+        [req("ms", "integer"), opt("progress_steps", "integer")]),
+    tool!("slow_read" => tool_sleep, ReadOnly + threaded, "Like `sleep`, annotated read-only.",
+        [req("ms", "integer"), opt("progress_steps", "integer")]),
+    tool!("slow_write" => tool_sleep, Destructive + threaded, "Like `sleep`, annotated destructive.",
         [req("ms", "integer"), opt("progress_steps", "integer")]),
     tool!("hang" => tool_hang, Plain + threaded, "Never answers.", []),
     tool!("crash" => tool_crash, Plain, "Exits the process without answering.",
