@@ -105,14 +105,12 @@ pub enum Error {
 
     /// The server is marked failing after repeated start failures; calls fail fast until
     /// the cool-down passes. Carries the last failure.
-    #[error("server `{server}` is failing (retry in {retry_in:?}): {last_error}")]
+    #[error("server `{server}` is failing (next try in {retry_in:?}): {last_error}")]
     ServerFailing {
         /// The server.
         server: String,
-        /// The last spawn or handshake error, as text.
-        last_error: String,
-        /// The last lines the server wrote to stderr.
-        stderr_tail: String,
+        /// The last spawn or handshake error (with its stderr tail).
+        last_error: Box<Error>,
         /// Time left until the next attempt.
         retry_in: Duration,
     },
@@ -128,8 +126,8 @@ impl Error {
         match self {
             Error::Handshake { stderr_tail, .. }
             | Error::SessionClosed { stderr_tail, .. }
-            | Error::OutcomeUnknown { stderr_tail, .. }
-            | Error::ServerFailing { stderr_tail, .. } => Some(stderr_tail),
+            | Error::OutcomeUnknown { stderr_tail, .. } => Some(stderr_tail),
+            Error::ServerFailing { last_error, .. } => last_error.stderr_tail(),
             _ => None,
         }
     }
@@ -187,12 +185,10 @@ impl Error {
             Error::ServerFailing {
                 server,
                 last_error,
-                stderr_tail,
                 retry_in,
             } => Error::ServerFailing {
                 server: server.clone(),
-                last_error: last_error.clone(),
-                stderr_tail: stderr_tail.clone(),
+                last_error: Box::new(last_error.duplicate()),
                 retry_in: *retry_in,
             },
             Error::UnknownServer(s) => Error::UnknownServer(s.clone()),

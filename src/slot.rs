@@ -235,17 +235,16 @@ impl Slot {
     }
 
     fn failing(&self, st: &State, retry_in: Duration) -> Error {
-        let (last_error, stderr_tail) = match &st.last_failure {
-            Some(e) => (
-                e.to_string(),
-                e.stderr_tail().unwrap_or_default().to_owned(),
-            ),
-            None => ("(unknown)".into(), String::new()),
+        let last_error = match &st.last_failure {
+            Some(e) => e.duplicate(),
+            None => Error::Handshake {
+                reason: "(no error recorded)".into(),
+                stderr_tail: String::new(),
+            },
         };
         Error::ServerFailing {
             server: self.name.clone(),
-            last_error,
-            stderr_tail,
+            last_error: Box::new(last_error),
             retry_in,
         }
     }

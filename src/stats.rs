@@ -49,7 +49,7 @@ impl Histogram {
         let power = bucket / SUB_BUCKETS;
         let sub = (bucket % SUB_BUCKETS) as u64;
         if power < 2 {
-            return 1 << power;
+            return (1 << (power + 1)) - 1;
         }
         (1u64 << power) + ((sub + 1) << (power - 2)) - 1
     }
