@@ -34,6 +34,7 @@
 #![warn(rust_2018_idioms)]
 
 mod config;
+mod config_file;
 mod error;
 mod handler;
 mod jsonrpc;

@@ -37,6 +37,8 @@ pub struct PoolBuilder {
     defaults: PoolSettings,
     max_children: Option<usize>,
     eager: bool,
+    /// Warnings from loading a configuration file (see `config_file.rs`).
+    pub(crate) warnings: Vec<String>,
 }
 
 impl PoolBuilder {

@@ -404,14 +404,14 @@ impl Session {
             cancel,
             keep_deadline,
         } = options;
-        let cancel_rx = match &cancel {
-            Some(c) if c.is_cancelled() => return Err(Error::Cancelled),
-            Some(c) => c.inner.fired.clone(),
-            None => never(),
-        };
+        if cancel.as_ref().is_some_and(CancelHandle::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
+        let cancel_rx = cancel.as_ref().map(|c| &c.inner.fired);
         let sent = self.send(method, params, progress.is_some())?;
         let timeout = timeout.unwrap_or(self.shared.request_timeout);
-        self.wait(sent, timeout, progress, &cancel_rx, keep_deadline)
+        let deadline = sent.started + timeout;
+        self.wait(sent, deadline, timeout, progress, cancel_rx, keep_deadline)
     }
 
     /// Calls several tools at once: every request is written without waiting for the
@@ -445,10 +445,7 @@ impl Session {
             .collect();
         let mut results = Vec::with_capacity(sent.len());
         for (i, sent) in sent.into_iter().enumerate() {
-            let result = sent.and_then(|sent| {
-                let left = deadline.saturating_duration_since(Instant::now());
-                self.wait(sent, left, None, &never(), true)
-            });
+            let result = sent.and_then(|sent| self.wait(sent, deadline, timeout, None, None, true));
             results.push(result.and_then(|v| parse_result(v, "tools/call")));
             on_done(i + 1);
         }
@@ -529,13 +526,17 @@ impl Session {
         Ok(sent)
     }
 
-    /// Waits for a sent request's answer, its deadline or its cancellation.
+    /// Waits for a sent request's answer until `deadline` (which progress reports push back
+    /// by `timeout`, up to the maximum request timeout, unless `keep_deadline`), or its
+    /// cancellation. An answer that is already there wins over a passed deadline.
+    #[allow(clippy::too_many_arguments)]
     fn wait(
         &self,
         sent: Sent<'_>,
+        mut deadline: Instant,
         timeout: Duration,
         mut progress: Option<ProgressFn<'_>>,
-        cancel: &Receiver<()>,
+        cancel: Option<&Receiver<()>>,
         keep_deadline: bool,
     ) -> Result<Value, Error> {
         let Sent {
@@ -545,15 +546,21 @@ impl Session {
             started,
             _in_flight,
         } = sent;
+        if progress.is_none() && cancel.is_none() {
+            // The common case: one channel and a deadline, no select.
+            return match done.recv_deadline(deadline) {
+                Ok(outcome) => outcome,
+                Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
+                Err(RecvTimeoutError::Timeout) => self.give_up(id, &done, started, false),
+            };
+        }
+        let never = never();
+        let cancel = cancel.unwrap_or(&never);
         let hard_limit = started + timeout.max(self.shared.max_request_timeout);
-        let mut deadline = started + timeout;
         loop {
             select! {
-                recv(done) -> outcome => return match outcome {
-                    Ok(outcome) => outcome,
-                    // The worker ended before taking the request: it was never written.
-                    Err(_) => Err(self.closed_error()),
-                },
+                // The worker ended before taking the request: it was never written.
+                recv(done) -> outcome => return outcome.unwrap_or_else(|_| Err(self.closed_error())),
                 recv(reports) -> report => {
                     if let (Ok(report), Some(f)) = (report, progress.as_mut()) {
                         f(&report);
@@ -562,15 +569,33 @@ impl Session {
                         }
                     }
                 },
-                recv(cancel) -> _ => {
-                    self.abandon(id, "cancelled by the client");
-                    return Err(Error::Cancelled);
-                },
-                recv(crossbeam_channel::at(deadline)) -> _ => {
-                    self.abandon(id, "timed out");
-                    return Err(Error::Timeout { phase: Phase::Request, after: started.elapsed() });
-                },
+                recv(cancel) -> _ => return self.give_up(id, &done, started, true),
+                recv(crossbeam_channel::at(deadline)) -> _ => return self.give_up(id, &done, started, false),
             }
+        }
+    }
+
+    /// Stops waiting (deadline or cancel) unless the answer is already there; tells the
+    /// worker so it can tell the server.
+    fn give_up(
+        &self,
+        id: u64,
+        done: &Receiver<Result<Value, Error>>,
+        started: Instant,
+        cancelled: bool,
+    ) -> Result<Value, Error> {
+        if let Ok(outcome) = done.try_recv() {
+            return outcome;
+        }
+        if cancelled {
+            self.abandon(id, "cancelled by the client");
+            Err(Error::Cancelled)
+        } else {
+            self.abandon(id, "timed out");
+            Err(Error::Timeout {
+                phase: Phase::Request,
+                after: started.elapsed(),
+            })
         }
     }
 
