@@ -145,8 +145,9 @@ impl ServerConfig {
         self
     }
 
-    /// How long [`Generation::Auto`] waits for an answer to `server/discover` before it also
-    /// tries `initialize`. Defaults to 1 s.
+    /// [`Generation::Auto`] sends `server/discover` and `initialize` together and takes the
+    /// first that succeeds; when `initialize` fails, it waits this much longer for the
+    /// answer to `server/discover` before giving up. Defaults to 1 s.
     pub fn discover_timeout(mut self, timeout: Duration) -> Self {
         self.discover_timeout = timeout;
         self

@@ -355,80 +355,80 @@ impl Worker {
         envelope.insert(protocol::META_CLIENT_CAPS.into(), caps.clone());
         envelope.insert(protocol::META_CLIENT_INFO.into(), client_info.clone());
 
-        let (mut discover, mut discover_open) = (never(), false);
-        if config.generation != Generation::Handshake {
+        // Both requests go out at once. A server fixes a connection's generation at its first
+        // request, so the `initialize` behind the probe costs a per-request server only an
+        // error answer, and a server of the handshake generation that ignores the probe
+        // answers `initialize` without making us wait for the probe.
+        let try_discover = config.generation != Generation::Handshake;
+        let try_initialize = config.generation != Generation::PerRequest;
+        let discover = if try_discover {
             let params = json!({ "_meta": envelope });
-            discover = self.send_start_request(DISCOVER_ID, "server/discover", &params)?;
-            discover_open = true;
-            let probe_until = match config.generation {
-                Generation::PerRequest => deadline,
-                _ => (Instant::now() + config.discover_timeout).min(deadline),
-            };
-            match self.await_start(&discover, &never(), probe_until)? {
-                Some((_, Ok(result))) => {
-                    if let Some(details) = discovered(&result)? {
-                        return Ok((details, Some(envelope)));
-                    }
-                    discover_open = false;
+            self.send_start_request(DISCOVER_ID, "server/discover", &params)?
+        } else {
+            never()
+        };
+        let initialize = if try_initialize {
+            let params = json!({
+                "protocolVersion": protocol::LATEST_HANDSHAKE_VERSION,
+                "capabilities": caps,
+                "clientInfo": client_info,
+            });
+            self.send_start_request(INITIALIZE_ID, "initialize", &params)?
+        } else {
+            never()
+        };
+        let (mut discover_open, mut initialize_open) = (try_discover, try_initialize);
+        let mut discover_error: Option<String> = None;
+        let mut initialize_error: Option<String> = None;
+        let mut until = deadline;
+        let outcome = loop {
+            if !discover_open && !initialize_open {
+                let mut why = Vec::new();
+                if let Some(e) = &initialize_error {
+                    why.push(format!("initialize failed: {e}"));
                 }
-                Some((_, Err(e))) => {
-                    if config.generation == Generation::PerRequest {
-                        return Err(self
-                            .handshake_error(format!("server/discover failed: {}", describe(&e))));
+                if let Some(e) = &discover_error {
+                    why.push(format!("server/discover failed: {e}"));
+                }
+                break Err(self.handshake_error(why.join("; ")));
+            }
+            let idle = never();
+            let d = if discover_open { &discover } else { &idle };
+            let i = if initialize_open { &initialize } else { &idle };
+            let Some((id, outcome)) = self.await_start(d, i, until)? else {
+                break Err(match &initialize_error {
+                    Some(e) if until < deadline => {
+                        self.handshake_error(format!("initialize failed: {e}"))
                     }
-                    // Any error means "no per-request generation here": try the handshake.
+                    _ => self.start_timeout(config),
+                });
+            };
+            match (id, outcome) {
+                (DISCOVER_ID, Ok(result)) => {
+                    discover_open = false;
+                    match discovered(&result) {
+                        Some(details) => break Ok((details, Some(envelope))),
+                        None => {
+                            log::debug!(
+                                "[{}] server/discover result offers no version this client speaks: {result}",
+                                self.name()
+                            );
+                            discover_error = Some(format!(
+                                "no supported version in {}",
+                                jsonrpc::brief(&result)
+                            ));
+                        }
+                    }
+                }
+                (DISCOVER_ID, Err(e)) => {
                     log::debug!(
-                        "[{}] server/discover answered {}; trying initialize",
+                        "[{}] server/discover answered {}",
                         self.name(),
                         describe(&e)
                     );
                     discover_open = false;
+                    discover_error = Some(describe(&e));
                 }
-                None if config.generation == Generation::PerRequest => {
-                    return Err(self.start_timeout(config));
-                }
-                None => log::debug!(
-                    "[{}] no answer to server/discover within {:?}; trying initialize",
-                    self.name(),
-                    config.discover_timeout
-                ),
-            }
-        }
-
-        let params = json!({
-            "protocolVersion": protocol::LATEST_HANDSHAKE_VERSION,
-            "capabilities": caps,
-            "clientInfo": client_info,
-        });
-        let initialize = self.send_start_request(INITIALIZE_ID, "initialize", &params)?;
-        // A slow per-request server may still answer the probe: accept whichever wins.
-        let mut initialize_error: Option<RpcError> = None;
-        let outcome = loop {
-            let failed = |this: &Self, e: &RpcError| {
-                this.handshake_error(format!("initialize failed: {}", describe(e)))
-            };
-            if let (false, Some(e)) = (discover_open, &initialize_error) {
-                break Err(failed(self, e));
-            }
-            let never = never();
-            let d = if discover_open { &discover } else { &never };
-            let i = if initialize_error.is_none() {
-                &initialize
-            } else {
-                &never
-            };
-            let Some((id, outcome)) = self.await_start(d, i, deadline)? else {
-                break Err(match &initialize_error {
-                    Some(e) => failed(self, e),
-                    None => self.start_timeout(config),
-                });
-            };
-            match (id, outcome) {
-                (DISCOVER_ID, Ok(result)) => match discovered(&result)? {
-                    Some(details) => break Ok((details, Some(envelope))),
-                    None => discover_open = false,
-                },
-                (DISCOVER_ID, Err(_)) => discover_open = false,
                 (_, Ok(result)) => {
                     let details = self.initialized(&result)?;
                     self.write_now(jsonrpc::notification_line(
@@ -437,7 +437,13 @@ impl Worker {
                     ))?;
                     break Ok((details, None));
                 }
-                (_, Err(e)) => initialize_error = Some(e),
+                (_, Err(e)) => {
+                    initialize_open = false;
+                    initialize_error = Some(describe(&e));
+                    // A per-request server locked by the probe refuses `initialize`; its
+                    // answer to the probe is due soon, but not worth the whole start timeout.
+                    until = until.min(Instant::now() + config.discover_timeout);
+                }
             }
         };
         // Late answers to the start-up requests are dropped.
@@ -805,18 +811,15 @@ impl Worker {
     }
 }
 
-/// Reads a `server/discover` result. `None` when the server offers no version this client
-/// speaks (then the handshake generation is tried).
-fn discovered(result: &Value) -> Result<Option<ServerDetails>, Error> {
-    let versions = result
-        .get("supportedVersions")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Protocol("server/discover result has no supportedVersions".into()))?;
+/// Reads a `server/discover` result. `None` when it offers no version this client speaks,
+/// or has no `supportedVersions` at all (then the handshake generation is used).
+fn discovered(result: &Value) -> Option<ServerDetails> {
+    let versions = result.get("supportedVersions")?.as_array()?;
     if !versions
         .iter()
         .any(|v| v.as_str() == Some(protocol::PER_REQUEST_VERSION))
     {
-        return Ok(None);
+        return None;
     }
     let info: Implementation = result
         .get("_meta")
@@ -824,7 +827,7 @@ fn discovered(result: &Value) -> Result<Option<ServerDetails>, Error> {
         .or_else(|| result.get("serverInfo"))
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
-    Ok(Some(ServerDetails {
+    Some(ServerDetails {
         generation: Generation::PerRequest,
         protocol_version: protocol::PER_REQUEST_VERSION.to_owned(),
         capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
@@ -833,7 +836,7 @@ fn discovered(result: &Value) -> Result<Option<ServerDetails>, Error> {
             .get("instructions")
             .and_then(Value::as_str)
             .map(str::to_owned),
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -847,14 +850,11 @@ mod tests {
             "capabilities": {"tools": {}},
             "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}}
         }))
-        .unwrap()
         .unwrap();
         assert_eq!(d.generation, Generation::PerRequest);
         assert_eq!(d.server_info.name, "s");
         assert!(d.has_capability("tools"));
-        assert!(discovered(&json!({"supportedVersions": ["2099-01-01"]}))
-            .unwrap()
-            .is_none());
-        assert!(discovered(&json!({})).is_err());
+        assert!(discovered(&json!({"supportedVersions": ["2099-01-01"]})).is_none());
+        assert!(discovered(&json!({})).is_none());
     }
 }

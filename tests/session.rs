@@ -60,16 +60,19 @@ fn auto_generation_falls_back_to_initialize() {
 }
 
 #[test]
-fn a_server_that_ignores_discover_costs_only_the_probe() {
+fn a_server_that_ignores_discover_costs_nothing() {
     let _g = serial();
     let before = snapshot();
-    let start = Instant::now();
-    let s =
-        Session::start(fake(&["--discover-silent"]).discover_timeout(Duration::from_millis(150)))
-            .unwrap();
+    // `initialize` goes out right behind the probe, so a server that never answers
+    // `server/discover` is not waited for.
+    let s = Session::start(fake(&["--discover-silent"])).unwrap();
     assert_eq!(s.details().generation, Generation::Handshake);
+    assert!(
+        s.handshake_time() < Duration::from_millis(500),
+        "{:?}",
+        s.handshake_time()
+    );
     assert_eq!(text(&s, "echo", json!({"text": "x"})), "x");
-    assert!(start.elapsed() < Duration::from_secs(10));
     s.close();
     assert_clean(&before);
 }
