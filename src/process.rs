@@ -74,6 +74,24 @@ pub(crate) fn block_sigpipe_in_this_thread() {
     }
 }
 
+/// Makes writes to the child's stdin return `WouldBlock` instead of blocking.
+pub(crate) fn set_nonblocking(stdin: &std::process::ChildStdin) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = stdin.as_raw_fd();
+        // SAFETY: `fd` is an open descriptor owned by `stdin` for the duration of the calls;
+        // F_GETFL/F_SETFL only change its file status flags.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Turns an exit status into the reason a session ended.
 pub(crate) fn close_reason(status: ExitStatus) -> CloseReason {
     #[cfg(unix)]

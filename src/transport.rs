@@ -44,9 +44,10 @@ pub(crate) type Sink = Box<dyn FnMut(Inbound) -> bool + Send>;
 /// A session's connection to its server. A transport is built with a [`Sink`] that receives
 /// every inbound message; `send` and `close` are called from the session's worker thread.
 pub(crate) trait Transport: Send {
-    /// Writes bytes that hold whole messages; returns how many were written before an error,
-    /// so the caller knows which messages reached the server.
-    fn send(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)>;
+    /// Writes what it can of `bytes` without blocking and returns how many bytes it took
+    /// (0 when the connection cannot take more now). The caller keeps the rest and tries
+    /// again later, and so always knows which messages reached the server.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<usize>;
     /// After the inbound side ended: why the server went away (for stdio, waits briefly for
     /// the exit status).
     fn end_reason(&mut self, ended: &Ended) -> CloseReason;
@@ -97,6 +98,9 @@ impl StdioTransport {
                     .name(format!("mcp-stderr-{}", config.name))
                     .spawn(move || process::drain_stderr(stderr, &name, &tail))
             });
+        // Writes never block the worker: a server that stops reading cannot wedge it.
+        let nonblocking = process::set_nonblocking(&stdin);
+        let started = started.and_then(|drain| nonblocking.map(|()| drain));
         let mut transport = StdioTransport {
             child,
             stdin: Some(stdin),
@@ -118,7 +122,7 @@ impl StdioTransport {
             Err(source) => {
                 transport.close();
                 Err(Error::Spawn {
-                    command: format!("{} (starting its reader threads)", config.command_line()),
+                    command: format!("{} (setting up its pipes)", config.command_line()),
                     source,
                 })
             }
@@ -163,25 +167,18 @@ fn read_stdout(stdout: std::process::ChildStdout, max: usize, name: &str, mut si
 }
 
 impl Transport for StdioTransport {
-    fn send(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let Some(stdin) = self.stdin.as_mut() else {
-            return Err((0, io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed")));
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "stdin closed"));
         };
-        let mut written = 0;
-        while written < bytes.len() {
-            match stdin.write(&bytes[written..]) {
-                Ok(0) => {
-                    return Err((
-                        written,
-                        io::Error::new(io::ErrorKind::WriteZero, "write returned 0"),
-                    ))
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err((written, e)),
-            }
+        loop {
+            return match stdin.write(bytes) {
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
         }
-        Ok(())
     }
 
     fn end_reason(&mut self, ended: &Ended) -> CloseReason {

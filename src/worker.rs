@@ -232,8 +232,28 @@ fn server_error(e: RpcError) -> Error {
 #[derive(Default)]
 struct Outbox {
     bytes: Vec<u8>,
-    /// `(end offset, request id)` of each request line in `bytes`.
+    /// `(end offset in bytes, request id)` of each request line not completely written.
     requests: Vec<(usize, u64)>,
+    /// How long to wait before trying again while the pipe is full.
+    backoff: Option<Duration>,
+}
+
+impl Outbox {
+    fn push(&mut self, line: &[u8], request: Option<u64>) {
+        self.bytes.extend_from_slice(line);
+        if let Some(id) = request {
+            self.requests.push((self.bytes.len(), id));
+        }
+    }
+
+    /// `n` bytes from the front were written.
+    fn written(&mut self, n: usize) {
+        self.bytes.drain(..n);
+        self.requests.retain_mut(|(end, _)| {
+            *end = end.saturating_sub(n);
+            *end > 0
+        });
+    }
 }
 
 /// How the main loop ended.
@@ -254,6 +274,7 @@ struct Worker {
     support: HandlerSupport,
     answers: Sender<Answer>,
     answers_rx: Receiver<Answer>,
+    start_deadline: Instant,
 }
 
 fn run(
@@ -290,6 +311,7 @@ fn run(
         support: config.handler.supports(),
         answers,
         answers_rx,
+        start_deadline: shared.started + config.start_timeout,
     };
     match worker.handshake(&config) {
         Ok((details, envelope)) => {
@@ -569,16 +591,34 @@ impl Worker {
         }
     }
 
+    /// Writes a start-up message completely (the pipe is empty then, so this is quick),
+    /// giving up at the start deadline.
     fn write_now(&mut self, line: Vec<u8>) -> Result<(), Error> {
-        self.transport
-            .send(&line)
-            .map_err(|(_, e)| self.handshake_error(format!("writing to the server: {e}")))
+        self.outbox.push(&line, None);
+        loop {
+            if let Err(e) = self.flush() {
+                return Err(self.handshake_error(format!("writing to the server: {e}")));
+            }
+            if self.outbox.bytes.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= self.start_deadline {
+                return Err(self.handshake_error("the server does not read its input".into()));
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     // ---- serving ----------------------------------------------------------------------------
 
     fn serve(&mut self, commands: &Receiver<Command>) -> Exit {
         loop {
+            // While the pipe is full, try again after a short, growing pause; the loop keeps
+            // serving commands (a close above all) and inbound messages meanwhile.
+            let retry = match self.outbox.backoff {
+                Some(pause) => crossbeam_channel::after(pause),
+                None => never(),
+            };
             select! {
                 recv(commands) -> command => {
                     let Ok(command) = command else {
@@ -603,9 +643,10 @@ impl Worker {
                 },
                 recv(self.answers_rx) -> answer => {
                     if let Ok((id, outcome)) = answer {
-                        self.outbox.bytes.extend_from_slice(&jsonrpc::response_line(&id, &outcome));
+                        self.outbox.push(&jsonrpc::response_line(&id, &outcome), None);
                     }
                 }
+                recv(retry) -> _ => {}
             }
             if let Err(e) = self.flush() {
                 return Exit::WriteFailed(e);
@@ -627,19 +668,16 @@ impl Worker {
                     .pending
                     .lock()
                     .insert(id, Pending { done, progress });
-                self.outbox.bytes.extend_from_slice(&line);
-                self.outbox.requests.push((self.outbox.bytes.len(), id));
+                self.outbox.push(&line, Some(id));
             }
-            Command::Notify { line } => self.outbox.bytes.extend_from_slice(&line),
+            Command::Notify { line } => self.outbox.push(&line, None),
             Command::Abandon { id, reason } => {
                 if self.shared.pending.lock().remove(&id).is_some() {
                     let params = json!({ "requestId": id, "reason": reason });
-                    self.outbox
-                        .bytes
-                        .extend_from_slice(&jsonrpc::notification_line(
-                            "notifications/cancelled",
-                            Some(&params),
-                        ));
+                    self.outbox.push(
+                        &jsonrpc::notification_line("notifications/cancelled", Some(&params)),
+                        None,
+                    );
                 }
             }
             Command::Close => return false,
@@ -647,31 +685,45 @@ impl Worker {
         true
     }
 
-    /// Writes the outbox. On failure, requests whose line was not completely written are
-    /// failed as never sent; the rest stay pending and end as outcome unknown.
+    /// Writes as much of the outbox as the pipe takes without blocking. On a write error,
+    /// requests not completely written fail as never sent; the rest stay pending and end as
+    /// outcome unknown.
     fn flush(&mut self) -> Result<(), std::io::Error> {
-        if self.outbox.bytes.is_empty() {
-            return Ok(());
-        }
-        let result = self.transport.send(&self.outbox.bytes);
-        self.outbox.bytes.clear();
-        let Err((written, e)) = result else {
-            self.outbox.requests.clear();
-            return Ok(());
-        };
-        let tail = self.transport.diagnostics();
-        let mut pending = self.shared.pending.lock();
-        for (end, id) in self.outbox.requests.drain(..) {
-            if end > written {
-                if let Some(p) = pending.remove(&id) {
-                    let _ = p.done.send(Err(Error::SessionClosed {
-                        reason: CloseReason::Broken(format!("writing to the server: {e}")),
-                        stderr_tail: tail.clone(),
-                    }));
+        while !self.outbox.bytes.is_empty() {
+            match self.transport.send(&self.outbox.bytes) {
+                Ok(0) => {
+                    let pause = self.outbox.backoff.map_or(Duration::from_micros(500), |p| {
+                        (p * 2).min(Duration::from_millis(50))
+                    });
+                    self.outbox.backoff = Some(pause);
+                    return Ok(());
+                }
+                Ok(n) => self.outbox.written(n),
+                Err(e) => {
+                    self.fail_unwritten(&CloseReason::Broken(format!(
+                        "writing to the server: {e}"
+                    )));
+                    return Err(e);
                 }
             }
         }
-        Err(e)
+        self.outbox.backoff = None;
+        Ok(())
+    }
+
+    /// Fails the requests whose lines were not completely written: they cannot have run.
+    fn fail_unwritten(&mut self, reason: &CloseReason) {
+        let tail = self.transport.diagnostics();
+        let mut pending = self.shared.pending.lock();
+        for (_, id) in self.outbox.requests.drain(..) {
+            if let Some(p) = pending.remove(&id) {
+                let _ = p.done.send(Err(Error::SessionClosed {
+                    reason: reason.clone(),
+                    stderr_tail: tail.clone(),
+                }));
+            }
+        }
+        self.outbox.bytes.clear();
     }
 
     /// A server request, a notification or an invalid line.
@@ -696,8 +748,7 @@ impl Worker {
         let supported = match method.as_str() {
             "ping" => {
                 self.outbox
-                    .bytes
-                    .extend_from_slice(&jsonrpc::response_line(&id, &Ok(json!({}))));
+                    .push(&jsonrpc::response_line(&id, &Ok(json!({}))), None);
                 return;
             }
             "roots/list" => self.support.roots,
@@ -713,8 +764,7 @@ impl Worker {
                 data: None,
             });
             self.outbox
-                .bytes
-                .extend_from_slice(&jsonrpc::response_line(&id, &outcome));
+                .push(&jsonrpc::response_line(&id, &outcome), None);
             return;
         }
         // Handlers may block (sampling asks a model): answer from a thread of their own.
@@ -800,6 +850,7 @@ impl Worker {
         let _ = self.shared.ended.set((reason.clone(), tail.clone()));
         // Refuse new work first, then fail what is in flight, then take the slow way out.
         drop(commands);
+        self.fail_unwritten(&reason);
         let in_flight: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
         for p in in_flight {
             let _ = p.done.send(Err(Error::OutcomeUnknown {
@@ -807,6 +858,8 @@ impl Worker {
                 stderr_tail: tail.clone(),
             }));
         }
+        // Nobody listens any more: the reader's sink refuses and the reader ends at once.
+        self.inbound = never();
         self.transport.close();
     }
 }

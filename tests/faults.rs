@@ -402,3 +402,35 @@ fn a_call_ends_within_its_deadline_even_when_the_server_hangs() {
     }
     s.close();
 }
+
+#[test]
+fn a_server_that_stops_reading_cannot_wedge_the_session() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[]).close_grace(Duration::from_millis(200))).unwrap();
+    let pid = s.pid().unwrap();
+    let short = || CallOptions::new().timeout(Duration::from_millis(300));
+    let err = s
+        .call_tool_with("stop_reading", json!({}), short())
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // Far more than a pipe holds: the worker must not block writing it.
+    let big = "x".repeat(4 << 20);
+    let err = s
+        .call_tool_with("echo", json!({ "text": big }), short())
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    let err = s
+        .call_tool_with("echo", json!({"text": "small"}), short())
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    let start = Instant::now();
+    s.close();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!process_exists(pid));
+    assert_clean(&before);
+}

@@ -77,6 +77,7 @@
 //! | `sleep` *thread* | `ms`, `progress_steps?` | sleeps; with `_meta.progressToken` sends `progress_steps` `notifications/progress` `{progressToken, progress:i, total, message:"step i"}` spread over the sleep; text `slept MS` |
 //! | `slow_read` *thread* | as `sleep` | as `sleep`, annotated readOnlyHint (safe to retry) |
 //! | `slow_write` *thread* | as `sleep` | as `sleep`, annotated destructiveHint (not safe to retry) |
+//! | `stop_reading` | — | the main loop sleeps forever: stdin is never read again (its pipe fills up); no answer |
 //! | `hang` *thread* | — | never answers (until cancelled) |
 //! | `crash` | `code?` (3), `after_ms?` (0) | stderr `crashing`, exits with code after after_ms (other requests are served meanwhile); no answer |
 //! | `kill_self` | `signal?` (9) | kills itself with that signal; if it survives, isError result |
@@ -1262,6 +1263,7 @@ static TOOLS: &[ToolDef] = &[
     tool!("slow_write" => tool_sleep, Destructive + threaded, "Like `sleep`, annotated destructive.",
         [req("ms", "integer"), opt("progress_steps", "integer")]),
     tool!("hang" => tool_hang, Plain + threaded, "Never answers.", []),
+    tool!("stop_reading" => tool_stop_reading, Plain, "Stops reading stdin for good.", []),
     tool!("crash" => tool_crash, Plain, "Exits the process without answering.",
         [opt("code", "integer"), opt("after_ms", "integer")]),
     tool!("kill_self" => tool_kill_self, Plain, "Kills itself with `signal`.",
@@ -1419,6 +1421,13 @@ fn tool_sleep(shared: &Shared, call: &Call) -> Outcome {
 fn tool_hang(_: &Shared, call: &Call) -> Outcome {
     call.slot.sleep_until(None);
     Ok(None)
+}
+
+fn tool_stop_reading(_: &Shared, _: &Call) -> Outcome {
+    // Runs on the main loop: nothing more is read from stdin, ever.
+    loop {
+        thread::sleep(Duration::from_secs(3600));
+    }
 }
 
 fn tool_crash(_: &Shared, call: &Call) -> Outcome {
