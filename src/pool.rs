@@ -93,27 +93,33 @@ impl PoolBuilder {
             return Err(Error::Config("max children must be at least 1".into()));
         }
         let (wake_tx, wake_rx) = bounded(1);
-        let inner = Arc::new(PoolInner {
-            core: Arc::new(Core::new(self.max_children, wake_tx)),
-            slots,
-            reaper: Mutex::new(None),
-        });
-        let handle =
-            reaper::spawn(Arc::downgrade(&inner), wake_rx).map_err(|source| Error::Spawn {
-                command: "the pool's reaper thread".into(),
-                source,
-            })?;
-        *inner.reaper.lock() = Some(handle);
-        let pool = Pool { inner };
+        let pool = Pool {
+            inner: Arc::new(PoolInner {
+                core: Arc::new(Core::new(self.max_children, wake_tx)),
+                slots,
+                reaper: Mutex::new(None),
+            }),
+        };
         if self.eager {
+            // Before the reaper runs, so it does not start the same warm sessions again.
             for slot in pool.inner.slots.values() {
                 if let Err(e) = slot.warm_now(&pool.inner.core) {
                     pool.close();
                     return Err(e);
                 }
             }
-        } else {
-            pool.inner.core.wake_reaper();
+        }
+        let handle =
+            reaper::spawn(Arc::downgrade(&pool.inner), wake_rx).map_err(|source| Error::Spawn {
+                command: "the pool's reaper thread".into(),
+                source,
+            });
+        match handle {
+            Ok(handle) => *pool.inner.reaper.lock() = Some(handle),
+            Err(e) => {
+                pool.close();
+                return Err(e);
+            }
         }
         Ok(pool)
     }

@@ -92,30 +92,43 @@ pub(crate) fn set_nonblocking(stdin: &std::process::ChildStdin) -> io::Result<()
     Ok(())
 }
 
-/// Turns an exit status into the reason a session ended.
-pub(crate) fn close_reason(status: ExitStatus) -> CloseReason {
+/// Whether the child has exited, without reaping it: until [`shut_down`] reaps it, its pid,
+/// and so its process group id, cannot be reused. Returns why it ended.
+pub(crate) fn exited(child: &Child) -> Option<CloseReason> {
     #[cfg(unix)]
     {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            return CloseReason::Signaled(sig);
-        }
+        let pid = libc::id_t::try_from(child.id()).ok()?;
+        // SAFETY: `info` is a zeroed local the call fills in; WNOWAIT leaves the child
+        // waitable, WNOHANG makes the call return at once. `pid` is our own child.
+        let (status, code) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            if libc::waitid(libc::P_PID, pid, &mut info, flags) != 0 || info.si_pid() == 0 {
+                return None;
+            }
+            (info.si_status(), info.si_code)
+        };
+        Some(if code == libc::CLD_EXITED {
+            CloseReason::Exited(status)
+        } else {
+            CloseReason::Signaled(status)
+        })
     }
-    CloseReason::Exited(status.code().unwrap_or(-1))
+    #[cfg(not(unix))]
+    {
+        let _ = child;
+        None
+    }
 }
 
-/// Waits up to `limit` for the child to exit, polling with a growing interval.
-pub(crate) fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+/// Waits up to `limit` for the child to exit (without reaping it), polling with a growing
+/// interval.
+pub(crate) fn wait_exit(child: &Child, limit: Duration) -> Option<CloseReason> {
     let until = Instant::now() + limit;
     let mut pause = Duration::from_micros(200);
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) => {}
-            Err(e) => {
-                log::warn!("waiting for child {}: {e}", child.id());
-                return None;
-            }
+        if let Some(reason) = exited(child) {
+            return Some(reason);
         }
         let now = Instant::now();
         if now >= until {
@@ -133,8 +146,8 @@ fn signal_group(child: &Child, signal: i32) {
             return;
         };
         // SAFETY: plain system call. The group id is the child's pid (it leads its own group,
-        // see `spawn`), and a pid is not reused while a process group of that id exists or
-        // the un-reaped child holds it, so this cannot reach another program's processes.
+        // see `spawn`), and the child is not reaped before the last signal is sent (see
+        // `shut_down`), so the id cannot belong to anyone else's group.
         unsafe {
             libc::killpg(pgid, signal);
         }
@@ -145,54 +158,51 @@ fn signal_group(child: &Child, signal: i32) {
     }
 }
 
-/// The kill ladder. The caller has already closed the child's stdin (or is about to have it
-/// dropped). Waits `grace` for a clean exit, then sends SIGTERM to the process group, waits
-/// `grace` again, then SIGKILL; always reaps the child, and finally kills what is left of the
-/// group (grandchildren such as the node process under `npx`).
-pub(crate) fn shut_down(child: &mut Child, grace: Duration) -> ExitStatus {
-    let status = wait_for(child, grace)
-        .or_else(|| {
-            log::debug!(
-                "child {} still running; sending SIGTERM to its group",
-                child.id()
-            );
-            #[cfg(unix)]
-            signal_group(child, libc::SIGTERM);
-            wait_for(child, grace)
-        })
-        .unwrap_or_else(|| {
-            log::debug!("child {} ignored SIGTERM; sending SIGKILL", child.id());
-            #[cfg(unix)]
-            signal_group(child, libc::SIGKILL);
-            let _ = child.kill();
-            loop {
-                match child.wait() {
-                    Ok(status) => break status,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        log::error!("cannot reap child {}: {e}", child.id());
-                        break wait_for(child, Duration::from_secs(1))
-                            .unwrap_or_else(exited_unknown);
-                    }
-                }
-            }
-        });
-    // Leftover members of the group: the leader is gone and nobody will wait for them.
+/// The kill ladder. The caller has already closed the child's stdin. Waits `grace` for a
+/// clean exit, then sends SIGTERM to the process group, waits `grace` again, then SIGKILL.
+/// Then, while the exited leader still holds its group id, kills what is left of the group
+/// (grandchildren such as the node process under `npx`), and only then reaps the child.
+pub(crate) fn shut_down(child: &mut Child, grace: Duration) -> CloseReason {
+    let mut reason = wait_exit(child, grace);
+    if reason.is_none() {
+        log::debug!(
+            "child {} still running; sending SIGTERM to its group",
+            child.id()
+        );
+        #[cfg(unix)]
+        signal_group(child, libc::SIGTERM);
+        reason = wait_exit(child, grace);
+    }
+    if reason.is_none() {
+        log::debug!("child {} ignored SIGTERM; sending SIGKILL", child.id());
+        #[cfg(unix)]
+        signal_group(child, libc::SIGKILL);
+        let _ = child.kill();
+    }
     #[cfg(unix)]
     signal_group(child, libc::SIGKILL);
-    status
+    loop {
+        match child.wait() {
+            Ok(status) => return reason.unwrap_or_else(|| close_reason(status)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::error!("cannot reap child {}: {e}", child.id());
+                return reason.unwrap_or(CloseReason::Broken(format!("cannot reap: {e}")));
+            }
+        }
+    }
 }
 
-#[cfg(unix)]
-fn exited_unknown() -> ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    ExitStatus::from_raw(0x7f00)
-}
-
-#[cfg(not(unix))]
-fn exited_unknown() -> ExitStatus {
-    use std::os::windows::process::ExitStatusExt;
-    ExitStatus::from_raw(u32::MAX)
+/// Turns an exit status into the reason a session ended.
+fn close_reason(status: ExitStatus) -> CloseReason {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return CloseReason::Signaled(sig);
+        }
+    }
+    CloseReason::Exited(status.code().unwrap_or(-1))
 }
 
 /// The last lines a server wrote on stderr, bounded in lines and bytes.

@@ -6,7 +6,7 @@ use std::io::{self, BufReader, Write};
 use std::process::{Child, ChildStdin};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -66,7 +66,6 @@ pub(crate) struct StdioTransport {
     readers: Vec<JoinHandle<()>>,
     tail: SharedTail,
     grace: Duration,
-    reaped: bool,
 }
 
 impl StdioTransport {
@@ -107,7 +106,6 @@ impl StdioTransport {
             readers,
             tail,
             grace: config.close_grace,
-            reaped: false,
         };
         match started {
             Ok(drain) => {
@@ -191,34 +189,25 @@ impl Transport for StdioTransport {
             Ended::Io(e) => return CloseReason::Broken(format!("reading server output: {e}")),
             Ended::Eof => {}
         }
-        // A crashed server closes stdout as it exits: give the exit status a moment to land.
-        match process::wait_for(&mut self.child, Duration::from_millis(250)) {
-            Some(status) => {
-                self.reaped = true;
-                process::close_reason(status)
-            }
-            None => CloseReason::Eof,
+        // A crashed server closes stdout as it exits: give the exit status a moment to land,
+        // and its last stderr lines a moment to reach the tail.
+        let reason = process::wait_exit(&self.child, Duration::from_millis(250));
+        let until = Instant::now() + Duration::from_millis(100);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
         }
+        reason.unwrap_or(CloseReason::Eof)
     }
 
     fn close(&mut self) {
         drop(self.stdin.take());
-        if !self.reaped {
-            let status = process::shut_down(&mut self.child, self.grace);
-            self.reaped = true;
-            log::debug!(
-                "child {} ended: {}",
-                self.child.id(),
-                process::close_reason(status)
-            );
-        } else {
-            process::shut_down(&mut self.child, Duration::ZERO);
-        }
+        let reason = process::shut_down(&mut self.child, self.grace);
+        log::debug!("child {} ended: {reason}", self.child.id());
         // The pipes' other ends are closed now that the group is gone, so the readers end;
         // a process that escaped the group could keep them open, so wait a bounded time.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(2);
         for reader in self.readers.drain(..) {
-            while !reader.is_finished() && std::time::Instant::now() < deadline {
+            while !reader.is_finished() && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(2));
             }
             if reader.is_finished() {

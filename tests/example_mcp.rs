@@ -1,0 +1,373 @@
+//! The `mcp` example as a user runs it: a built binary, a config file, the fake server.
+//!
+//! Cargo gives integration tests no path to examples, and `cargo test --test example_mcp`
+//! does not build them: the first test builds it with the cargo running the tests (a no-op
+//! when it is fresh) into this test's own target directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const FAKE: &str = env!("CARGO_BIN_EXE_mcp-fake-server");
+
+/// The example binary, built once per test run.
+fn example() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/example_mcp-…
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--example", "mcp", "--manifest-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(profile_dir.parent().unwrap());
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo to build the example");
+        assert!(status.success(), "building the `mcp` example failed");
+        let path = profile_dir
+            .join("examples")
+            .join(format!("mcp{}", std::env::consts::EXE_SUFFIX));
+        assert!(path.exists(), "no example binary at {}", path.display());
+        path
+    })
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("mcp-example-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// A directory holding `mcp.json` with the servers `fake` and `dying`.
+    fn with_config() -> TempDir {
+        let dir = TempDir::new();
+        let config = json!({"mcpServers": {
+            "fake": {"command": FAKE, "args": []},
+            "dying": {"command": FAKE, "args": ["--exit-during-handshake", "4"]},
+        }});
+        dir.write("mcp.json", &config.to_string());
+        dir
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+
+    /// The stdout as JSON Lines.
+    fn lines(&self) -> Vec<Value> {
+        let parse = |l: &str| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        self.stdout.lines().map(parse).collect()
+    }
+}
+
+/// Runs the example in `dir` with `args`, feeding it `stdin`.
+fn mcp(dir: &TempDir, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(example())
+        .args(args)
+        .current_dir(&dir.0)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out
+            .status
+            .code()
+            .expect("the example was killed by a signal"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("panicked"), "{args:?} panicked: {text}");
+        assert!(!text.contains("RUST_BACKTRACE"), "{args:?}: {text}");
+    }
+    run
+}
+
+/// The text of a `CallToolResult`'s first content item.
+fn text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+fn echo(text: &str) -> String {
+    json!({"tool": "echo", "arguments": {"text": text}}).to_string()
+}
+
+#[test]
+fn help_goes_to_stdout_and_exits_0() {
+    let dir = TempDir::new();
+    let run = mcp(&dir, &["--help"], "");
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.starts_with("usage: mcp"), "{}", run.stdout);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+}
+
+#[test]
+fn tools_prints_the_tool_list_as_a_json_array() {
+    let dir = TempDir::with_config();
+    let run = mcp(&dir, &["fake", "tools"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tools: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"hang"),
+        "{names:?}"
+    );
+    assert!(tools[0]["inputSchema"].is_object(), "{}", tools[0]);
+}
+
+#[test]
+fn call_prints_the_result_and_exits_by_is_error() {
+    let dir = TempDir::with_config();
+    let args = r#"{"text": "hello there"}"#;
+    let run = mcp(
+        &dir,
+        &["--config", "mcp.json", "fake", "call", "echo", args],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let result: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(text(&result), "hello there");
+    assert_eq!(result["isError"], false);
+
+    let run = mcp(
+        &dir,
+        &["fake", "call", "fail", r#"{"message": "nope"}"#],
+        "",
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let result: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (result["isError"].clone(), text(&result)),
+        (json!(true), "nope")
+    );
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+}
+
+#[test]
+fn call_arguments_default_to_an_empty_object() {
+    let dir = TempDir::with_config();
+    let run = mcp(&dir, &["fake", "call", "structured"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let result: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(result["structuredContent"]["answer"], 42, "{result}");
+
+    let run = mcp(&dir, &["fake", "call", "fail"], "");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let result: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(text(&result), "tool failed");
+
+    // Arguments that are not an object are the caller's mistake: exit 2, one line.
+    let run = mcp(&dir, &["fake", "call", "echo", "[1]"], "");
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("mcp: fake: "), "{}", run.stderr);
+}
+
+#[test]
+fn batch_from_a_file_keeps_order_and_skips_blank_lines() {
+    let dir = TempDir::with_config();
+    let input = format!("{}\n\n  \n{}\n{}\n", echo("a"), echo("b"), echo("c"));
+    dir.write("calls.jsonl", &input);
+    let run = mcp(&dir, &["fake", "batch", "calls.jsonl"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let texts: Vec<String> = run.lines().iter().map(|r| text(r).to_owned()).collect();
+    assert_eq!(texts, ["a", "b", "c"]);
+}
+
+#[test]
+fn batch_from_stdin_marks_failures_and_exits_1() {
+    let dir = TempDir::with_config();
+    let fail = json!({"tool": "fail", "arguments": {"message": "bad"}});
+    let input = format!("{}\n{fail}\n{}", echo("first"), echo("last"));
+    let run = mcp(&dir, &["--timeout", "5", "fake", "batch"], &input);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert_eq!(text(&lines[0]), "first");
+    assert_eq!(
+        (lines[1]["isError"].clone(), text(&lines[1])),
+        (json!(true), "bad")
+    );
+    assert_eq!(text(&lines[2]), "last");
+}
+
+#[test]
+fn batch_call_that_fails_is_an_error_line() {
+    let dir = TempDir::with_config();
+    let hang = json!({"tool": "hang"});
+    let input = format!("{}\n{hang}\n", echo("ok"));
+    let run = mcp(&dir, &["--timeout", "0.5", "fake", "batch"], &input);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(text(&lines[0]), "ok");
+    let error = lines[1]["error"].as_str().unwrap();
+    assert!(error.contains("timed out"), "{error}");
+}
+
+#[test]
+fn batch_bad_line_is_named_and_nothing_runs() {
+    let dir = TempDir::with_config();
+    let input = format!("{}\n\n{{\"tool\": \n", echo("a"));
+    let run = mcp(&dir, &["fake", "batch"], &input);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("mcp: fake: stdin line 3:"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unknown_server_is_one_line_naming_it() {
+    let dir = TempDir::with_config();
+    let run = mcp(&dir, &["nosuch", "tools"], "");
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty());
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("mcp: nosuch: "), "{}", run.stderr);
+}
+
+#[test]
+fn server_dying_in_handshake_shows_its_stderr() {
+    let dir = TempDir::with_config();
+    for args in [
+        &["dying", "tools"][..],
+        &["dying", "call", "echo", r#"{"text": "x"}"#],
+        &["dying", "batch"],
+    ] {
+        let stdin = echo("x");
+        let run = mcp(&dir, args, &stdin);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        let lines = run.stderr_lines();
+        assert!(lines[0].starts_with("mcp: dying: "), "{}", run.stderr);
+        assert!(!lines[0].contains("dying in handshake"), "{}", run.stderr);
+        let tail = &lines[1..];
+        assert!(tail.iter().all(|l| l.starts_with("    ")), "{}", run.stderr);
+        assert!(
+            tail.iter().any(|l| l.contains("dying in handshake")),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn timeout_ends_a_hanging_call() {
+    let dir = TempDir::with_config();
+    let start = Instant::now();
+    let run = mcp(&dir, &["--timeout", "0.2", "fake", "call", "hang"], "");
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.starts_with("mcp: fake: "), "{}", run.stderr);
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    // Far below the 60 s default deadline: the flag was applied.
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn config_problems_exit_2() {
+    let dir = TempDir::new();
+    let missing = mcp(&dir, &["fake", "tools"], "");
+    assert_eq!(missing.code, 2);
+    assert_eq!(missing.stderr_lines().len(), 1, "{}", missing.stderr);
+    assert!(missing.stderr.contains("mcp.json"), "{}", missing.stderr);
+
+    dir.write("bad.json", "{\"mcpServers\": {\"fake\": ");
+    let bad = mcp(&dir, &["--config", "bad.json", "fake", "tools"], "");
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.starts_with("mcp: fake: "), "{}", bad.stderr);
+    assert!(bad.stderr.contains("bad.json"), "{}", bad.stderr);
+
+    dir.write(
+        "nocommand.json",
+        r#"{"mcpServers": {"fake": {"args": []}}}"#,
+    );
+    let bad = mcp(&dir, &["--config", "nocommand.json", "fake", "tools"], "");
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = TempDir::with_config();
+    for args in [
+        &[][..],
+        &["fake"],
+        &["fake", "frobnicate"],
+        &["fake", "call"],
+        &["fake", "tools", "extra"],
+        &["--timeout", "soon", "fake", "tools"],
+        &["--timeout", "0", "fake", "tools"],
+        &["fake", "tools", "--config"],
+    ] {
+        let run = mcp(&dir, args, "");
+        assert_eq!(run.code, 2, "{args:?}");
+        assert_eq!(run.stderr_lines().len(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("mcp: "), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let run = mcp(&dir, &["fake", "call", "echo", "{not json"], "");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("ARGS_JSON"), "{}", run.stderr);
+}
+
+#[test]
+fn config_warnings_go_to_stderr_and_the_run_goes_on() {
+    let dir = TempDir::new();
+    let config = json!({"mcpServers": {"fake": {"command": FAKE, "colour": "red"}}});
+    dir.write("mcp.json", &config.to_string());
+    let run = mcp(&dir, &["fake", "call", "echo", r#"{"text": "still"}"#], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(text(&serde_json::from_str(&run.stdout).unwrap()), "still");
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(lines[0].starts_with("mcp: warning: "), "{}", run.stderr);
+    assert!(lines[0].contains("colour"), "{}", run.stderr);
+}
