@@ -52,8 +52,11 @@ pub struct HandlerSupport {
 ///
 /// Every method has a default, so a handler implements only what it supports and says so in
 /// [`supports`](Self::supports). Requests (`roots`, `sampling`, `elicitation`) run on a thread
-/// of their own and may block; the `on_*` notification methods run on the session's worker
-/// thread and must return quickly.
+/// of their own and may block (at most 32 at once per session; more get an error answer).
+/// The `on_*` notification methods run on the session's worker thread and must return
+/// quickly: calling the same session from inside one (say, `list_tools` on
+/// `on_list_changed`) would wait on the worker that is running it, until the call's
+/// timeout. Set a flag or send to a channel instead.
 ///
 /// ```
 /// use mcp_pool::{ClientHandler, HandlerError, HandlerSupport};

@@ -91,7 +91,7 @@ impl Message {
         let Some(id) = id else {
             return Err("message has neither `method` nor `id`".into());
         };
-        if let Some(error) = map.get("error") {
+        if let Some(error) = map.get("error").filter(|e| !e.is_null()) {
             return Ok(Message::Response {
                 id,
                 outcome: Err(RpcError::from_value(error)),

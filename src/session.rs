@@ -627,8 +627,12 @@ impl Session {
     pub fn close(&self) {
         let _ = self.commands.send(Command::Close);
         let worker = self.shared.worker.lock().take();
-        if let Some(worker) = worker {
-            let _ = worker.join();
+        match worker {
+            Some(worker) => {
+                let _ = worker.join();
+            }
+            // Another thread is joining it: wait for the worker to end all the same.
+            None => while self.shared.finished.recv().is_ok() {},
         }
     }
 

@@ -28,6 +28,8 @@ use crate::transport::{Ended, Inbound, StdioTransport, Transport};
 const DISCOVER_ID: u64 = 1;
 const INITIALIZE_ID: u64 = 2;
 const FIRST_CALLER_ID: u64 = 100;
+/// The most server-to-client requests handled at once per session.
+const MAX_HANDLER_THREADS: usize = 32;
 
 /// A message from a caller's thread to the worker.
 pub(crate) enum Command {
@@ -74,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) last_used: Mutex<Instant>,
     pub(crate) pid: OnceLock<u32>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
+    /// Disconnects when the worker thread ends (its sender is dropped then).
+    pub(crate) finished: Receiver<()>,
     /// Unique among all sessions of this process.
     pub(crate) serial: u64,
     /// Pool leases held on this session (calls about to start or running).
@@ -86,8 +90,9 @@ pub(crate) struct Shared {
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl Shared {
-    fn new(config: &ServerConfig) -> Shared {
+    fn new(config: &ServerConfig, finished: Receiver<()>) -> Shared {
         Shared {
+            finished,
             name: config.name.clone(),
             request_timeout: config.request_timeout,
             max_request_timeout: config.max_request_timeout,
@@ -126,13 +131,17 @@ type Outcome = Result<Value, RpcError>;
 /// Starts a worker thread for `config`. Returns the shared state once the session is ready.
 pub(crate) fn start(config: ServerConfig) -> Result<Started, Error> {
     let name = config.name.clone();
-    let shared = Arc::new(Shared::new(&config));
+    let (finished_tx, finished) = bounded::<()>(0);
+    let shared = Arc::new(Shared::new(&config, finished));
     let (commands, command_rx) = unbounded();
     let (ready_tx, ready_rx) = bounded(1);
     let for_worker = shared.clone();
     let worker = thread::Builder::new()
         .name(format!("mcp-worker-{name}"))
-        .spawn(move || run(config, for_worker, command_rx, ready_tx))
+        .spawn(move || {
+            let _finished = finished_tx;
+            run(config, for_worker, command_rx, ready_tx)
+        })
         .map_err(|source| Error::Spawn {
             command: format!("worker thread for `{name}`"),
             source,
@@ -275,6 +284,7 @@ struct Worker {
     answers: Sender<Answer>,
     answers_rx: Receiver<Answer>,
     start_deadline: Instant,
+    handlers_running: Arc<AtomicUsize>,
 }
 
 fn run(
@@ -312,6 +322,7 @@ fn run(
         answers,
         answers_rx,
         start_deadline: shared.started + config.start_timeout,
+        handlers_running: Arc::new(AtomicUsize::new(0)),
     };
     match worker.handshake(&config) {
         Ok((details, envelope)) => {
@@ -767,9 +778,26 @@ impl Worker {
                 .push(&jsonrpc::response_line(&id, &outcome), None);
             return;
         }
-        // Handlers may block (sampling asks a model): answer from a thread of their own.
+        // Handlers may block (sampling asks a model): answer from a thread of their own,
+        // a bounded number at once.
+        if self.handlers_running.load(Ordering::Acquire) >= MAX_HANDLER_THREADS {
+            log::warn!(
+                "[{}] {MAX_HANDLER_THREADS} handler calls already running; refusing {method}",
+                self.name()
+            );
+            let outcome = Err(RpcError {
+                code: jsonrpc::INTERNAL_ERROR,
+                message: "client busy: too many requests in progress".into(),
+                data: None,
+            });
+            self.outbox
+                .push(&jsonrpc::response_line(&id, &outcome), None);
+            return;
+        }
         let handler = self.handler.clone();
         let answers = self.answers.clone();
+        let running = self.handlers_running.clone();
+        running.fetch_add(1, Ordering::AcqRel);
         let spawned = thread::Builder::new()
             .name(format!("mcp-handler-{}", self.name()))
             .spawn(move || {
@@ -784,8 +812,10 @@ impl Worker {
                     data: None,
                 });
                 let _ = answers.send((id, outcome));
+                running.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(e) = spawned {
+            self.handlers_running.fetch_sub(1, Ordering::AcqRel);
             log::error!("[{}] cannot start a handler thread: {e}", self.name());
         }
     }
