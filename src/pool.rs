@@ -450,27 +450,36 @@ impl Pool {
             (_, Error::SessionClosed { .. }) => true,
             (RetryPolicy::Always, Error::OutcomeUnknown { .. }) => true,
             (RetryPolicy::Safe, Error::OutcomeUnknown { .. }) => {
-                is_read_only_method(method) || tool.is_some_and(|t| self.tool_is_safe(slot, t))
+                is_read_only_method(method)
+                    || tool.is_some_and(|t| self.tool_is_safe(slot, t, deadline))
             }
             _ => false,
         }
     }
 
     /// Whether the server's annotations say a tool is read-only or idempotent. Fetches the
-    /// tool list (a read-only request) when it is not cached.
-    fn tool_is_safe(&self, slot: &Arc<Slot>, tool: &str) -> bool {
+    /// tool list (a read-only request) when it is not cached; that fetch is not counted as a
+    /// call in the statistics.
+    fn tool_is_safe(&self, slot: &Arc<Slot>, tool: &str, deadline: Instant) -> bool {
         let tools = match slot.cached_tools() {
             Some(tools) => tools,
-            None => match self.list_tools(&slot.name) {
-                Ok(tools) => tools,
-                Err(e) => {
-                    log::debug!(
-                        "[{}] cannot learn whether `{tool}` is safe to repeat: {e}",
-                        slot.name
-                    );
-                    return false;
+            None => {
+                let fetched = slot.acquire(&self.inner.core, deadline).and_then(|lease| {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let tools = lease.session.list_tools_within(left)?;
+                    Ok(slot.cache_tools(&lease.session, tools))
+                });
+                match fetched {
+                    Ok(tools) => tools,
+                    Err(e) => {
+                        log::debug!(
+                            "[{}] cannot learn whether `{tool}` is safe to repeat: {e}",
+                            slot.name
+                        );
+                        return false;
+                    }
                 }
-            },
+            }
         };
         tools.iter().any(|t| t.name == tool && t.safe_to_repeat())
     }
@@ -647,7 +656,9 @@ impl Pool {
                 Instant::now() + slot.config.start_timeout + Duration::from_secs(1),
             );
         }
-        // Each is already closing on its own worker; wait for all of them.
+        // Each is already closing on its own worker; wait for all of them, and for those
+        // the reaper or a crash took out earlier.
+        sessions.extend(inner.core.take_retired());
         for session in sessions {
             session.close();
         }

@@ -642,6 +642,14 @@ impl Session {
         let _ = self.commands.send(Command::Close);
     }
 
+    /// Whether the worker thread has ended (the child is reaped).
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(
+            self.shared.finished.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
     /// Unique among all sessions of this process.
     pub(crate) fn serial(&self) -> u64 {
         self.shared.serial

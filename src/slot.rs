@@ -24,6 +24,9 @@ use crate::stats::{Counters, Gauges};
 /// What every slot of a pool shares.
 pub(crate) struct Core {
     pub closed: AtomicBool,
+    /// Sessions taken out of their set and closing in the background, kept so that
+    /// `Pool::close` can wait for them too.
+    retired: Mutex<Vec<Session>>,
     children: AtomicUsize,
     max_children: Option<usize>,
     reaper: Mutex<Option<Sender<()>>>,
@@ -33,6 +36,7 @@ impl Core {
     pub(crate) fn new(max_children: Option<usize>, reaper: Sender<()>) -> Core {
         Core {
             closed: AtomicBool::new(false),
+            retired: Mutex::new(Vec::new()),
             children: AtomicUsize::new(0),
             max_children,
             reaper: Mutex::new(Some(reaper)),
@@ -55,6 +59,18 @@ impl Core {
 
     pub(crate) fn children(&self) -> usize {
         self.children.load(Ordering::Acquire)
+    }
+
+    /// Keeps a closing session until its worker has finished.
+    fn retired(&self, session: Session) {
+        let mut retired = self.retired.lock();
+        retired.retain(|s| !s.is_finished());
+        retired.push(session);
+    }
+
+    /// The sessions still closing in the background.
+    pub(crate) fn take_retired(&self) -> Vec<Session> {
+        std::mem::take(&mut *self.retired.lock())
     }
 
     /// Asks the reaper to recompute its next deadline.
@@ -382,6 +398,7 @@ impl Slot {
         let serial = entry.session.serial();
         entry.session.close_in_background();
         core.release_child();
+        core.retired(entry.session);
         let mut tools = self.tools.lock();
         if tools.as_ref().is_some_and(|c| c.source == serial) {
             *tools = None;
@@ -556,7 +573,7 @@ impl Slot {
         if !st
             .sessions
             .iter()
-            .any(|e| e.session.serial() == cache.source)
+            .any(|e| e.session.serial() == cache.source && e.session.is_alive())
         {
             *tools = None;
             return None;

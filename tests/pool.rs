@@ -1,0 +1,660 @@
+//! The pool against the fake server: reuse, reaping, retry safety, batches, stats, limits,
+//! failing servers, direct mode, closing. Each test checks nothing is left behind.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{assert_clean, fake, process_exists, serial, snapshot};
+use mcp_pool::{CallOptions, Error, Pool, PoolSettings, RetryPolicy, ServerConfig, ToolCall};
+use serde_json::{json, Value};
+
+fn pool_of(servers: Vec<(ServerConfig, PoolSettings)>) -> Pool {
+    let mut b = Pool::builder();
+    for (config, settings) in servers {
+        b = b.server_with(config, settings);
+    }
+    b.build().unwrap()
+}
+
+fn text(pool: &Pool, server: &str, tool: &str, args: Value) -> String {
+    let r = pool.call_tool(server, tool, args).unwrap();
+    assert!(!r.is_error, "{r:?}");
+    r.text()
+}
+
+/// A fresh record file: the fake server appends one line per tool call it executes.
+fn record_file(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("mcp-pool-{}-{name}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn executed(path: &PathBuf, tool: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["tool"] == tool)
+        .collect()
+}
+
+#[test]
+fn sessions_are_reused_and_stats_are_exact() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    // `count` counts per process: 1..=10 proves one process served every call.
+    for i in 1..=10 {
+        assert_eq!(text(&pool, "fake", "count", json!({})), i.to_string());
+    }
+    let stats = pool.stats();
+    let s = &stats.servers["fake"];
+    assert_eq!((s.calls, s.hits, s.misses, s.spawns), (10, 9, 1, 1));
+    assert_eq!((s.live_sessions, s.in_flight, s.waiting), (1, 0, 0));
+    assert_eq!(s.latency_ms.count, 10);
+    assert!(s.latency_ms.p50.is_some() && s.handshake_ms.count == 1);
+    assert_eq!(stats.total.calls, 10);
+    let json: Value = serde_json::from_str(&stats.to_json()).unwrap();
+    assert_eq!(json["servers"]["fake"]["hits"], 9);
+    pool.close();
+    assert_eq!(pool.live_children(), 0);
+    assert_clean(&before);
+}
+
+#[test]
+fn unknown_servers_bad_settings_and_a_closed_pool_are_typed_errors() {
+    let _g = serial();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    let err = pool.call_tool("nope", "echo", json!({})).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownServer(s) if s == "nope"),
+        "{err}"
+    );
+    pool.close();
+    let err = pool
+        .call_tool("fake", "echo", json!({"text": "x"}))
+        .unwrap_err();
+    assert!(matches!(err, Error::PoolClosed), "{err}");
+    for settings in [
+        PoolSettings::new().max_sessions(0),
+        PoolSettings::new().min_sessions(3).max_sessions(2),
+        PoolSettings::new().max_in_flight(0),
+    ] {
+        let err = Pool::builder()
+            .server_with(fake(&[]), settings)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("`fake`")),
+            "{err}"
+        );
+    }
+    let err = Pool::builder()
+        .server(fake(&[]))
+        .server(fake(&[]))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+}
+
+#[test]
+fn a_crashed_session_is_replaced_on_next_use() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    assert_eq!(text(&pool, "fake", "count", json!({})), "1");
+    let err = pool
+        .call_tool("fake", "crash", json!({"code": 9}))
+        .unwrap_err();
+    // `crash` is not safe to repeat: not retried.
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(
+        text(&pool, "fake", "count", json!({})),
+        "1",
+        "a new process"
+    );
+    let s = &pool.stats().servers["fake"];
+    assert_eq!((s.crashes, s.spawns, s.retries), (1, 2, 0));
+    assert_eq!(s.errors.get("outcome_unknown"), Some(&1));
+    pool.close();
+    assert_clean(&before);
+}
+
+/// A slow call whose server is killed under it.
+fn interrupted(pool: &Pool, tool: &str) -> Result<mcp_pool::CallToolResult, Error> {
+    let pid = pool.session("fake").unwrap().pid().unwrap();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| pool.call_tool("fake", tool, json!({"ms": 600})));
+        std::thread::sleep(Duration::from_millis(150));
+        signal(pid, "-KILL");
+        slow.join().unwrap()
+    })
+}
+
+#[test]
+fn a_call_that_may_have_run_is_not_retried() {
+    let _g = serial();
+    let before = snapshot();
+    let record = record_file("not-retried");
+    let pool = pool_of(vec![(
+        fake(&["--record", record.to_str().unwrap()]),
+        PoolSettings::new(),
+    )]);
+    let err = interrupted(&pool, "slow_write").unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(executed(&record, "slow_write").len(), 1, "ran exactly once");
+    assert_eq!(pool.stats().servers["fake"].retries, 0);
+    pool.close();
+    let _ = std::fs::remove_file(&record);
+    assert_clean(&before);
+}
+
+#[test]
+fn a_read_only_call_is_retried_on_a_fresh_session() {
+    let _g = serial();
+    let before = snapshot();
+    let record = record_file("retried");
+    let pool = pool_of(vec![(
+        fake(&["--record", record.to_str().unwrap()]),
+        PoolSettings::new(),
+    )]);
+    let r = interrupted(&pool, "slow_read").unwrap();
+    assert_eq!(r.text(), "slept 600");
+    let runs = executed(&record, "slow_read");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_ne!(
+        runs[0]["pid"], runs[1]["pid"],
+        "the retry ran on a fresh process"
+    );
+    let s = &pool.stats().servers["fake"];
+    assert_eq!((s.retries, s.crashes), (1, 1));
+    pool.close();
+    let _ = std::fs::remove_file(&record);
+    assert_clean(&before);
+}
+
+#[test]
+fn the_retry_policy_is_configurable() {
+    let _g = serial();
+    let before = snapshot();
+    let record = record_file("policy");
+    let args = ["--record", record.to_str().unwrap()];
+    let never = pool_of(vec![(
+        fake(&args),
+        PoolSettings::new().retry(RetryPolicy::Never),
+    )]);
+    let err = interrupted(&never, "slow_read").unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err}");
+    never.close();
+    let always = pool_of(vec![(
+        fake(&args),
+        PoolSettings::new().retry(RetryPolicy::Always),
+    )]);
+    assert_eq!(
+        interrupted(&always, "slow_write").unwrap().text(),
+        "slept 600"
+    );
+    assert_eq!(
+        executed(&record, "slow_write").len(),
+        2,
+        "always: it ran twice"
+    );
+    always.close();
+    let _ = std::fs::remove_file(&record);
+    assert_clean(&before);
+}
+
+#[test]
+fn idle_sessions_are_reaped_and_the_warm_minimum_kept() {
+    let _g = serial();
+    let before = snapshot();
+    let quick = || PoolSettings::new().idle_timeout(Duration::from_millis(300));
+    let pool = pool_of(vec![
+        (fake(&[]), quick()),
+        (
+            ServerConfig::new("warm", common::FAKE),
+            quick().min_sessions(1),
+        ),
+    ]);
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    let until = Instant::now() + Duration::from_secs(5);
+    while pool.stats().servers["fake"].closed_idle == 0 {
+        assert!(Instant::now() < until, "not reaped: {:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let stats = pool.stats();
+    assert_eq!(stats.servers["fake"].live_sessions, 0);
+    assert_eq!(stats.servers["fake"].closed_idle, 1);
+    // The warm server was started in the background and is never reaped for idleness.
+    assert_eq!(stats.servers["warm"].live_sessions, 1);
+    assert_eq!(stats.servers["warm"].closed_idle, 0);
+    assert_eq!(stats.servers["warm"].spawns, 1);
+    // A call after reaping starts a new session: a miss.
+    assert_eq!(text(&pool, "fake", "count", json!({})), "1");
+    assert_eq!(pool.stats().servers["fake"].misses, 2);
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn aged_sessions_finish_their_calls_then_close() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new()
+            .max_lifetime(Duration::from_millis(400))
+            .lifetime_jitter(Duration::ZERO),
+    )]);
+    let first_pid = pool.session("fake").unwrap().pid().unwrap();
+    // A call spanning the end of the session's lifetime completes.
+    let long = {
+        let pool = pool.clone();
+        std::thread::spawn(move || pool.call_tool("fake", "sleep", json!({"ms": 900})))
+    };
+    std::thread::sleep(Duration::from_millis(600));
+    // Past its lifetime the old session takes no new calls: this one starts a new session.
+    assert_eq!(text(&pool, "fake", "count", json!({})), "1");
+    assert!(process_exists(first_pid), "still serving its last call");
+    assert_eq!(long.join().unwrap().unwrap().text(), "slept 900");
+    let until = Instant::now() + Duration::from_secs(5);
+    while process_exists(first_pid) {
+        assert!(Instant::now() < until, "aged session not closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pool.stats().servers["fake"].closed_aged >= 1);
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn the_set_grows_when_busy_and_waits_are_bounded() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new().max_sessions(2))]);
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            scope.spawn(|| text(&pool, "fake", "sleep", json!({"ms": 300})));
+        }
+    });
+    assert_eq!(pool.stats().servers["fake"].spawns, 2);
+    pool.close();
+
+    // One session, one call at a time: a second caller waits, then gets "pool busy".
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new()
+            .max_in_flight(1)
+            .queue_timeout(Duration::from_millis(200)),
+    )]);
+    std::thread::scope(|scope| {
+        let busy = scope.spawn(|| pool.call_tool("fake", "sleep", json!({"ms": 800})));
+        std::thread::sleep(Duration::from_millis(300));
+        let start = Instant::now();
+        let err = pool
+            .call_tool("fake", "echo", json!({"text": "x"}))
+            .unwrap_err();
+        assert!(matches!(err, Error::PoolBusy { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(busy.join().unwrap().is_ok());
+    });
+    assert_eq!(
+        pool.stats().servers["fake"].errors.get("pool_busy"),
+        Some(&1)
+    );
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn the_global_child_cap_holds() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = Pool::builder()
+        .server_with(
+            fake(&[]),
+            PoolSettings::new().queue_timeout(Duration::from_millis(300)),
+        )
+        .server_with(
+            ServerConfig::new("other", common::FAKE),
+            PoolSettings::new().queue_timeout(Duration::from_millis(300)),
+        )
+        .max_children(1)
+        .build()
+        .unwrap();
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    let err = pool
+        .call_tool("other", "echo", json!({"text": "y"}))
+        .unwrap_err();
+    assert!(matches!(err, Error::PoolBusy { .. }), "{err}");
+    assert_eq!(pool.live_children(), 1);
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_failing_server_backs_off_then_fails_fast() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(
+        fake(&["--exit-during-handshake", "4"]),
+        PoolSettings::new()
+            .failure_threshold(2)
+            .backoff(Duration::from_millis(50), Duration::from_millis(100))
+            .cooldown(Duration::from_millis(700)),
+    )]);
+    for _ in 0..2 {
+        let err = pool
+            .call_tool("fake", "echo", json!({"text": "x"}))
+            .unwrap_err();
+        assert!(matches!(err, Error::Handshake { .. }), "{err}");
+        assert!(err.stderr_tail().unwrap().contains("dying in handshake"));
+    }
+    let start = Instant::now();
+    let err = pool
+        .call_tool("fake", "echo", json!({"text": "x"}))
+        .unwrap_err();
+    assert!(start.elapsed() < Duration::from_millis(100), "fails fast");
+    match &err {
+        Error::ServerFailing { last_error, .. } => {
+            assert!(matches!(**last_error, Error::Handshake { .. }), "{err}")
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.stderr_tail().unwrap().contains("dying in handshake"));
+    assert!(pool.stats().servers["fake"].failing);
+    // After the cool-down it tries again.
+    std::thread::sleep(Duration::from_millis(800));
+    let err = pool
+        .call_tool("fake", "echo", json!({"text": "x"}))
+        .unwrap_err();
+    assert!(matches!(err, Error::Handshake { .. }), "{err}");
+    assert_eq!(pool.stats().servers["fake"].spawn_failures, 3);
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn direct_mode_spawns_calls_and_closes() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![
+        (fake(&[]), PoolSettings::new()),
+        (
+            ServerConfig::new("direct", common::FAKE),
+            PoolSettings::new().direct(true),
+        ),
+    ]);
+    assert_eq!(
+        pool.call_tool_direct("fake", "count", json!({}))
+            .unwrap()
+            .text(),
+        "1"
+    );
+    assert_eq!(
+        pool.call_tool_direct("fake", "count", json!({}))
+            .unwrap()
+            .text(),
+        "1"
+    );
+    assert_eq!(text(&pool, "direct", "count", json!({})), "1");
+    assert_eq!(text(&pool, "direct", "count", json!({})), "1");
+    let stats = pool.stats();
+    assert_eq!(stats.servers["fake"].direct_calls, 2);
+    assert_eq!(stats.servers["direct"].direct_calls, 2);
+    assert_eq!(stats.total.live_sessions, 0);
+    assert_eq!(pool.live_children(), 0);
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_batch_keeps_order_and_survives_partial_failure() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    let mut calls: Vec<ToolCall> = (0..100)
+        .map(|i| ToolCall::new("echo", json!({ "text": format!("n{i}") })))
+        .collect();
+    calls[7] = ToolCall::new("fail", json!({"message": "no"}));
+    calls[8] = ToolCall::new("echo", json!("not an object"));
+    let mut progress = Vec::new();
+    let results = pool.batch_with("fake", &calls, None, |done, total| {
+        progress.push((done, total))
+    });
+    assert_eq!(results.len(), 100);
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            7 => assert!(r.as_ref().unwrap().is_error),
+            8 => assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}"),
+            _ => assert_eq!(r.as_ref().unwrap().text(), format!("n{i}")),
+        }
+    }
+    assert_eq!(progress.last(), Some(&(100, 100)));
+    let s = &pool.stats().servers["fake"];
+    assert_eq!((s.calls, s.spawns), (100, 1));
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_batch_interrupted_by_a_crash_retries_only_what_is_safe() {
+    let _g = serial();
+    let before = snapshot();
+    let record = record_file("batch");
+    let pool = pool_of(vec![(
+        fake(&["--record", record.to_str().unwrap()]),
+        PoolSettings::new(),
+    )]);
+    // Everything is written at once; the server answers the echos, then dies while the
+    // slow calls run. The read-only one goes to a fresh session; the destructive one and
+    // the crash itself may have run, so they are reported, not repeated.
+    let mut calls = vec![
+        ToolCall::new("crash", json!({"code": 2, "after_ms": 300})),
+        ToolCall::new("slow_write", json!({"ms": 1000})),
+        ToolCall::new("slow_read", json!({"ms": 1000})),
+    ];
+    calls.extend((0..5).map(|i| ToolCall::new("echo", json!({ "text": format!("e{i}") }))));
+    let results = pool.batch("fake", &calls);
+    assert!(
+        matches!(results[0], Err(Error::OutcomeUnknown { .. })),
+        "{:?}",
+        results[0]
+    );
+    assert!(
+        matches!(results[1], Err(Error::OutcomeUnknown { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2].as_ref().unwrap().text(), "slept 1000");
+    for i in 0..5 {
+        assert_eq!(results[3 + i].as_ref().unwrap().text(), format!("e{i}"));
+    }
+    assert_eq!(
+        executed(&record, "slow_write").len(),
+        1,
+        "ran once, not repeated"
+    );
+    assert_eq!(executed(&record, "crash").len(), 1);
+    let reads = executed(&record, "slow_read");
+    assert_eq!(reads.len(), 2);
+    assert_ne!(reads[0]["pid"], reads[1]["pid"]);
+    let s = &pool.stats().servers["fake"];
+    assert_eq!((s.retries, s.crashes, s.calls), (1, 1, 8));
+    pool.close();
+    let _ = std::fs::remove_file(&record);
+    assert_clean(&before);
+}
+
+#[test]
+fn batches_over_several_servers_run_in_parallel_and_keep_order() {
+    let _g = serial();
+    let pool = pool_of(vec![
+        (fake(&[]), PoolSettings::new()),
+        (ServerConfig::new("b", common::FAKE), PoolSettings::new()),
+    ]);
+    let calls: Vec<(String, ToolCall)> = (0..20)
+        .map(|i| {
+            let server = if i % 2 == 0 { "fake" } else { "b" };
+            (
+                server.to_owned(),
+                ToolCall::new("sleep", json!({"ms": 100})),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    let results = pool.batch_many(&calls);
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap().text() == "slept 100"));
+    // Both servers' batches overlapped; each batch's sleeps run concurrently too.
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    let mixed: Vec<(String, ToolCall)> = (0..10)
+        .map(|i| {
+            let server = if i % 3 == 0 { "b" } else { "fake" };
+            (
+                server.to_owned(),
+                ToolCall::new("echo", json!({"text": format!("{server}{i}")})),
+            )
+        })
+        .collect();
+    for (i, r) in pool.batch_many(&mixed).iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap().text(), format!("{}{i}", mixed[i].0));
+    }
+    pool.close();
+}
+
+#[test]
+fn the_tool_list_is_cached_until_it_changes() {
+    let _g = serial();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    let first = pool.list_tools("fake").unwrap();
+    let again = pool.list_tools("fake").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    assert_eq!(pool.stats().servers["fake"].list_cache_hits, 1);
+    assert_eq!(text(&pool, "fake", "list_changed", json!({})), "ok");
+    let changed = pool.list_tools("fake").unwrap();
+    assert!(changed.iter().any(|t| t.name.starts_with("added_")));
+    assert_eq!(pool.stats().servers["fake"].list_cache_hits, 1);
+    // A replaced session drops the cache too.
+    // (Deciding not to retry `crash` fetched the list from the fresh session; this call is
+    // served from that.)
+    let _ = pool.call_tool("fake", "crash", json!({}));
+    let fresh = pool.list_tools("fake").unwrap();
+    assert!(!fresh.iter().any(|t| t.name.starts_with("added_")));
+    assert_eq!(pool.stats().servers["fake"].list_cache_hits, 2);
+    pool.close();
+}
+
+#[test]
+fn keepalive_replaces_a_session_that_stops_answering() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(
+        fake(&[])
+            .request_timeout(Duration::from_millis(300))
+            .close_grace(Duration::from_millis(100)),
+        PoolSettings::new().keepalive(Some(Duration::from_millis(100))),
+    )]);
+    let pid = pool.session("fake").unwrap().pid().unwrap();
+    // Freeze the server: it cannot answer the ping.
+    signal(pid, "-STOP");
+    let until = Instant::now() + Duration::from_secs(5);
+    while pool.stats().servers["fake"].closed_ping_failed == 0 {
+        assert!(Instant::now() < until, "{:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        text(&pool, "fake", "count", json!({})),
+        "1",
+        "a fresh process"
+    );
+    pool.close();
+    assert!(!process_exists(pid));
+    assert_clean(&before);
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn close_and_drop_leave_nothing() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new().max_sessions(2))]);
+    let waiting = {
+        let pool = pool.clone();
+        std::thread::spawn(move || pool.call_tool("fake", "hang", json!({})))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    pool.close();
+    assert!(start.elapsed() < Duration::from_secs(3));
+    let err = waiting.join().unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::OutcomeUnknown { .. } | Error::PoolClosed),
+        "{err}"
+    );
+    assert!(matches!(pool.list_tools("fake"), Err(Error::PoolClosed)));
+    assert_clean(&before);
+
+    // Dropping the last handle closes in the background, without blocking.
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    let start = Instant::now();
+    drop(pool);
+    assert!(start.elapsed() < Duration::from_millis(200));
+    assert_clean(&before);
+}
+
+#[test]
+fn calls_with_options_pass_through_the_pool() {
+    let _g = serial();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    let mut steps = 0;
+    let r = pool
+        .call_tool_with(
+            "fake",
+            "sleep",
+            json!({"ms": 200, "progress_steps": 4}),
+            CallOptions::new().on_progress(|_| steps += 1),
+        )
+        .unwrap();
+    assert_eq!(r.text(), "slept 200");
+    assert_eq!(steps, 4);
+    let err = pool
+        .call_tool_with(
+            "fake",
+            "hang",
+            json!({}),
+            CallOptions::new().timeout(Duration::from_millis(150)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(pool.stats().servers["fake"].timeouts, 1);
+    pool.ping("fake").unwrap();
+    assert_eq!(
+        pool.read_resource("fake", "fake://r/1").unwrap()["contents"][0]["text"],
+        "resource 1"
+    );
+    assert_eq!(
+        pool.request("fake", "tools/list", None).unwrap()["tools"]
+            .as_array()
+            .map(Vec::len)
+            .map(|n| n > 5),
+        Some(true)
+    );
+    pool.close();
+}
