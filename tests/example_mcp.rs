@@ -371,3 +371,72 @@ fn config_warnings_go_to_stderr_and_the_run_goes_on() {
     assert!(lines[0].starts_with("mcp: warning: "), "{}", run.stderr);
     assert!(lines[0].contains("colour"), "{}", run.stderr);
 }
+
+/// The children of a process, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        if rest.split(' ').nth(1) == Some(pid.to_string().as_str()) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Gone, or a zombie waiting for init to reap it: either way, not running.
+fn not_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+    }
+}
+
+#[test]
+fn servers_die_with_a_host_that_is_killed() {
+    // The host (the example) is SIGKILLed mid-call, so nothing of ours runs to clean up,
+    // and this server ignores the end of its input and SIGTERM: only PR_SET_PDEATHSIG
+    // can end it.
+    let dir = TempDir::new();
+    let config = json!({"mcpServers": {
+        "stubborn": {"command": FAKE, "args": ["--ignore-stdin-eof", "--ignore-sigterm"]},
+    }});
+    dir.write("mcp.json", &config.to_string());
+    let mut host = Command::new(example())
+        .args(["stubborn", "call", "hang"])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let server = loop {
+        if let Some(&pid) = children_of(host.id()).first() {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the server never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!not_running(server));
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !not_running(server) {
+        assert!(
+            std::time::Instant::now() < until,
+            "server {server} outlived its host"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

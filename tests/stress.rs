@@ -31,7 +31,11 @@ fn sixty_four_threads_four_servers_sessions_killed_under_them() {
     let pool = builder.build().unwrap();
     let deadline = Duration::from_secs(5);
     let done = AtomicBool::new(false);
-    let (ok, failed, kills) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (ok, failed, kills) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let start = Instant::now();
     std::thread::scope(|scope| {
         // Kill a random server process every 25 ms.
@@ -73,10 +77,17 @@ fn sixty_four_threads_four_servers_sessions_killed_under_them() {
                         );
                         let took = began.elapsed();
                         // Within its deadline (plus scheduling slack on 2 cores).
-                        assert!(took < deadline + Duration::from_secs(2), "{tool} took {took:?}");
+                        assert!(
+                            took < deadline + Duration::from_secs(2),
+                            "{tool} took {took:?}"
+                        );
                         match result {
                             Ok(r) => {
-                                let expected = if tool == "echo" { want } else { "slept 20".into() };
+                                let expected = if tool == "echo" {
+                                    want
+                                } else {
+                                    "slept 20".into()
+                                };
                                 assert_eq!(r.text(), expected, "a reply reached the wrong caller");
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
@@ -113,8 +124,14 @@ fn sixty_four_threads_four_servers_sessions_killed_under_them() {
         stats.total.spawns
     );
     assert_eq!(ok + failed, THREADS * CALLS, "every call ended");
-    assert!(kills > 0 && stats.total.crashes > 0, "processes were killed under the calls");
-    assert!(ok > THREADS * CALLS / 2, "most calls succeed (read-only calls are retried)");
+    assert!(
+        kills > 0 && stats.total.crashes > 0,
+        "processes were killed under the calls"
+    );
+    assert!(
+        ok > THREADS * CALLS / 2,
+        "most calls succeed (read-only calls are retried)"
+    );
     assert_eq!(stats.total.calls as usize, THREADS * CALLS);
     pool.close();
     assert_eq!(pool.live_children(), 0);
