@@ -170,6 +170,10 @@ impl Router {
                     Some(p) => {
                         let _ = p.done.send(outcome.map_err(server_error));
                     }
+                    // The losing half of the start-up pair (see `handshake`): expected.
+                    None if matches!(our_id(&id), Some(DISCOVER_ID | INITIALIZE_ID)) => {
+                        log::trace!("[{}] late answer to a start-up request", self.shared.name);
+                    }
                     None => {
                         self.shared
                             .unmatched_responses

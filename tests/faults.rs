@@ -100,6 +100,7 @@ fn a_garbage_line_is_counted_not_fatal() {
 #[test]
 fn crlf_and_bom_are_tolerated() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&["--crlf", "--bom"])).unwrap();
     assert_eq!(
         s.call_tool("echo", json!({"text": "a"})).unwrap().text(),
@@ -107,6 +108,7 @@ fn crlf_and_bom_are_tolerated() {
     );
     assert_eq!(s.invalid_lines(), 0);
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
@@ -159,6 +161,7 @@ fn a_stderr_flood_neither_blocks_nor_grows_the_tail() {
 #[test]
 fn a_slow_start_within_the_timeout_works() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&["--slow-start-ms", "600"])).unwrap();
     assert!(s.handshake_time() >= Duration::from_millis(600));
     assert_eq!(
@@ -166,6 +169,7 @@ fn a_slow_start_within_the_timeout_works() {
         "x"
     );
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
@@ -246,6 +250,7 @@ fn a_command_that_does_not_exist_is_a_spawn_error() {
 #[test]
 fn wrong_and_duplicate_ids_are_dropped() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&[])).unwrap();
     assert_eq!(s.call_tool("wrong_id", json!({})).unwrap().text(), "ok");
     assert_eq!(s.unmatched_responses(), 1);
@@ -256,6 +261,7 @@ fn wrong_and_duplicate_ids_are_dropped() {
     );
     assert_eq!(s.unmatched_responses(), 2);
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
@@ -383,6 +389,7 @@ fn dropping_the_last_handle_closes_in_the_background() {
 #[test]
 fn a_call_ends_within_its_deadline_even_when_the_server_hangs() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&[])).unwrap();
     for ms in [50u64, 120, 300] {
         let start = Instant::now();
@@ -401,6 +408,7 @@ fn a_call_ends_within_its_deadline_even_when_the_server_hangs() {
         );
     }
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
@@ -432,5 +440,29 @@ fn a_server_that_stops_reading_cannot_wedge_the_session() {
         start.elapsed()
     );
     assert!(!process_exists(pid));
+    assert_clean(&before);
+}
+
+#[test]
+fn a_late_response_after_a_timeout_is_dropped() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[])).unwrap();
+    let err = s
+        .call_tool_with(
+            "late",
+            json!({"ms": 300}),
+            CallOptions::new().timeout(Duration::from_millis(100)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // The answer still comes, to nobody; the next call gets its own answer, not that one.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(s.unmatched_responses(), 1);
+    assert_eq!(
+        s.call_tool("echo", json!({"text": "mine"})).unwrap().text(),
+        "mine"
+    );
+    s.close();
     assert_clean(&before);
 }

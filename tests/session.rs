@@ -180,6 +180,7 @@ fn tool_results_are_typed() {
 #[test]
 fn bad_arguments_are_rejected_before_sending() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&[])).unwrap();
     for (tool, args) in [
         ("echo", json!([1, 2])),
@@ -198,6 +199,7 @@ fn bad_arguments_are_rejected_before_sending() {
     let err = s.request("no/such/method", None).unwrap_err();
     assert!(matches!(err, Error::Server { code: -32601, .. }), "{err}");
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
@@ -226,6 +228,7 @@ fn many_threads_share_one_session_and_each_gets_its_own_reply() {
 #[test]
 fn responses_out_of_order_reach_their_callers() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&[])).unwrap();
     let slow = {
         let s = s.clone();
@@ -240,6 +243,7 @@ fn responses_out_of_order_reach_their_callers() {
     );
     assert_eq!(slow.join().unwrap(), "slept 400");
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
@@ -435,6 +439,7 @@ fn server_requests_mid_call_reach_the_handler() {
 #[test]
 fn unsupported_server_requests_get_method_not_found() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&["--generation", "handshake"])).unwrap();
     let answer: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
     assert_eq!(answer["code"], -32601, "{answer}");
@@ -448,11 +453,13 @@ fn unsupported_server_requests_get_method_not_found() {
     let answer: Value = serde_json::from_str(&text(&s, "ask_sampling", json!({}))).unwrap();
     assert_eq!(answer["code"], -32601, "{answer}");
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
 fn resources_prompts_completion_and_logging() {
     let _g = serial();
+    let before = snapshot();
     let s = Session::start(fake(&[])).unwrap();
     let r = s.read_resource("fake://r/3").unwrap();
     assert_eq!(r["contents"][0]["text"], "resource 3");
@@ -482,11 +489,13 @@ fn resources_prompts_completion_and_logging() {
         "after notify"
     );
     s.close();
+    assert_clean(&before);
 }
 
 #[test]
 fn environment_is_limited_unless_inherited() {
     let _g = serial();
+    let before = snapshot();
     std::env::set_var("MCP_POOL_TEST_SECRET", "leak");
     let s = Session::start(fake(&[]).env("GIVEN", "yes").cwd("/tmp")).unwrap();
     assert_eq!(
@@ -506,6 +515,7 @@ fn environment_is_limited_unless_inherited() {
         "leak"
     );
     s.close();
+    assert_clean(&before);
 }
 
 #[test]

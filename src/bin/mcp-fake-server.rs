@@ -77,6 +77,7 @@
 //! | `sleep` *thread* | `ms`, `progress_steps?` | sleeps; with `_meta.progressToken` sends `progress_steps` `notifications/progress` `{progressToken, progress:i, total, message:"step i"}` spread over the sleep; text `slept MS` |
 //! | `slow_read` *thread* | as `sleep` | as `sleep`, annotated readOnlyHint (safe to retry) |
 //! | `slow_write` *thread* | as `sleep` | as `sleep`, annotated destructiveHint (not safe to retry) |
+//! | `late` *thread* | `ms` | sleeps `ms` ignoring `notifications/cancelled`, then answers `late by MS` (a late response) |
 //! | `stop_reading` | — | the main loop sleeps forever: stdin is never read again (its pipe fills up); no answer |
 //! | `hang` *thread* | — | never answers (until cancelled) |
 //! | `crash` | `code?` (3), `after_ms?` (0) | stderr `crashing`, exits with code after after_ms (other requests are served meanwhile); no answer |
@@ -1263,6 +1264,8 @@ static TOOLS: &[ToolDef] = &[
     tool!("slow_write" => tool_sleep, Destructive + threaded, "Like `sleep`, annotated destructive.",
         [req("ms", "integer"), opt("progress_steps", "integer")]),
     tool!("hang" => tool_hang, Plain + threaded, "Never answers.", []),
+    tool!("late" => tool_late, Plain + threaded, "Sleeps `ms`, ignoring cancellation.",
+        [req("ms", "integer")]),
     tool!("stop_reading" => tool_stop_reading, Plain, "Stops reading stdin for good.", []),
     tool!("crash" => tool_crash, Plain, "Exits the process without answering.",
         [opt("code", "integer"), opt("after_ms", "integer")]),
@@ -1420,6 +1423,15 @@ fn tool_sleep(shared: &Shared, call: &Call) -> Outcome {
 
 fn tool_hang(_: &Shared, call: &Call) -> Outcome {
     call.slot.sleep_until(None);
+    Ok(None)
+}
+
+fn tool_late(shared: &Shared, call: &Call) -> Outcome {
+    // Ignores `notifications/cancelled`: the answer comes late, after the client gave up
+    // (sent here, since the dispatcher drops the answers of cancelled calls).
+    let ms = arg_u64(call, "ms", None)?;
+    thread::sleep(Duration::from_millis(ms));
+    shared.respond(&call.id, ok(&format!("late by {ms}")));
     Ok(None)
 }
 

@@ -46,13 +46,18 @@ pub fn children() -> BTreeSet<u32> {
             continue;
         };
         // Fields after the parenthesised command: state, ppid, pgrp, ...
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = rest.split(' ').nth(1).unwrap().parse().unwrap();
-        if ppid == me {
+        if stat_field(&stat, 1) == Some(me) {
             out.insert(pid);
         }
     }
     out
+}
+
+/// Field `n` after the command in `/proc/PID/stat` (0 state, 1 ppid, 2 pgrp), if it reads
+/// as a number (a process that is exiting can leave a short or empty file).
+fn stat_field(stat: &str, n: usize) -> Option<u32> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split(' ').nth(n)?.parse().ok()
 }
 
 /// Processes in this process group (the child's group has the child's pid as its id).
@@ -65,9 +70,7 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let pgrp: u32 = rest.split(' ').nth(2).unwrap().parse().unwrap();
-        if pgrp == pgid {
+        if stat_field(&stat, 2) == Some(pgid) {
             out.push(pid);
         }
     }
