@@ -348,6 +348,51 @@ impl Pool {
         })
     }
 
+    /// Lists a server's resources (every page).
+    pub fn list_resources(&self, server: &str) -> Result<Vec<Value>, Error> {
+        let slot = self.slot(server)?;
+        self.run(slot, "resources/list", None, CallOptions::new(), |s, _| {
+            s.list_resources()
+        })
+    }
+
+    /// Lists a server's resource templates (every page).
+    pub fn list_resource_templates(&self, server: &str) -> Result<Vec<Value>, Error> {
+        let slot = self.slot(server)?;
+        self.run(
+            slot,
+            "resources/templates/list",
+            None,
+            CallOptions::new(),
+            |s, _| s.list_resource_templates(),
+        )
+    }
+
+    /// Lists a server's prompts (every page).
+    pub fn list_prompts(&self, server: &str) -> Result<Vec<Value>, Error> {
+        let slot = self.slot(server)?;
+        self.run(slot, "prompts/list", None, CallOptions::new(), |s, _| {
+            s.list_prompts()
+        })
+    }
+
+    /// Asks a server for completions (`completion/complete`).
+    pub fn complete(
+        &self,
+        server: &str,
+        reference: Value,
+        argument: Value,
+    ) -> Result<Value, Error> {
+        let slot = self.slot(server)?;
+        self.run(
+            slot,
+            "completion/complete",
+            None,
+            CallOptions::new(),
+            |s, _| s.complete(reference.clone(), argument.clone()),
+        )
+    }
+
     /// Pings a server through a pooled session.
     pub fn ping(&self, server: &str) -> Result<Duration, Error> {
         let slot = self.slot(server)?;
@@ -540,34 +585,28 @@ impl Pool {
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
-            let mut finished = 0;
-            let outcomes = lease.session.call_tools(&batch, Some(left), |_| {});
+            // Each result as it comes: a call to be retried is not finished yet.
+            let mut retry = Vec::with_capacity(batch.len());
+            let outcomes = lease.session.call_tools(&batch, Some(left), |k, outcome| {
+                let again = attempt == 0
+                    && outcome.as_ref().err().is_some_and(|e| {
+                        self.may_retry(slot, e, "tools/call", Some(&batch[k].tool), deadline)
+                    });
+                retry.push(again);
+                if !again {
+                    done += 1;
+                    on_progress(done, total);
+                }
+            });
             drop(lease);
             let mut again = Vec::new();
-            for (&i, outcome) in todo.iter().zip(outcomes) {
-                match outcome {
-                    Err(e)
-                        if attempt == 0
-                            && self.may_retry(
-                                slot,
-                                &e,
-                                "tools/call",
-                                Some(&calls[i].tool),
-                                deadline,
-                            ) =>
-                    {
-                        Counters::add(&slot.counters.retries);
-                        again.push(i);
-                        results[i] = Some(Err(e));
-                    }
-                    outcome => {
-                        finished += 1;
-                        results[i] = Some(outcome);
-                    }
+            for ((&i, outcome), retry) in todo.iter().zip(outcomes).zip(retry) {
+                if retry {
+                    Counters::add(&slot.counters.retries);
+                    again.push(i);
                 }
+                results[i] = Some(outcome);
             }
-            done += finished;
-            on_progress(done, total);
             todo = again;
         }
         let results: Vec<Result<CallToolResult, Error>> = results

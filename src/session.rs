@@ -417,7 +417,8 @@ impl Session {
     /// Calls several tools at once: every request is written without waiting for the
     /// answers, then the answers are collected. Returns one result per call, in order; one
     /// failure does not affect the others. `timeout` bounds the whole batch (defaults to the
-    /// request timeout); `on_done` is called with the number of calls finished so far.
+    /// request timeout); `on_done` sees each call's index and result as it is collected, in
+    /// order.
     ///
     /// ```no_run
     /// # let session = mcp_pool::Session::start(mcp_pool::ServerConfig::new("s", "srv"))?;
@@ -425,14 +426,14 @@ impl Session {
     /// let calls: Vec<ToolCall> = (0..100)
     ///     .map(|i| ToolCall::new("echo", serde_json::json!({ "text": i.to_string() })))
     ///     .collect();
-    /// let results = session.call_tools(&calls, None, |done| eprint!("\r{done}/100"));
+    /// let results = session.call_tools(&calls, None, |i, _| eprint!("\r{}/100", i + 1));
     /// # Ok::<(), mcp_pool::Error>(())
     /// ```
     pub fn call_tools(
         &self,
         calls: &[ToolCall],
         timeout: Option<Duration>,
-        mut on_done: impl FnMut(usize),
+        mut on_done: impl FnMut(usize, &Result<CallToolResult, Error>),
     ) -> Vec<Result<CallToolResult, Error>> {
         let timeout = timeout.unwrap_or(self.shared.request_timeout);
         let deadline = Instant::now() + timeout;
@@ -446,8 +447,9 @@ impl Session {
         let mut results = Vec::with_capacity(sent.len());
         for (i, sent) in sent.into_iter().enumerate() {
             let result = sent.and_then(|sent| self.wait(sent, deadline, timeout, None, None, true));
-            results.push(result.and_then(|v| parse_result(v, "tools/call")));
-            on_done(i + 1);
+            let result = result.and_then(|v| parse_result(v, "tools/call"));
+            on_done(i, &result);
+            results.push(result);
         }
         results
     }

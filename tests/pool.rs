@@ -433,7 +433,7 @@ fn a_batch_keeps_order_and_survives_partial_failure() {
             _ => assert_eq!(r.as_ref().unwrap().text(), format!("n{i}")),
         }
     }
-    assert_eq!(progress.last(), Some(&(100, 100)));
+    assert_eq!(progress, (1..=100).map(|d| (d, 100)).collect::<Vec<_>>());
     let s = &pool.stats().servers["fake"];
     assert_eq!((s.calls, s.spawns), (100, 1));
     pool.close();
@@ -645,6 +645,17 @@ fn calls_with_options_pass_through_the_pool() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert_eq!(pool.stats().servers["fake"].timeouts, 1);
     pool.ping("fake").unwrap();
+    assert_eq!(pool.list_resources("fake").unwrap().len(), 5);
+    assert_eq!(pool.list_resource_templates("fake").unwrap().len(), 1);
+    assert_eq!(pool.list_prompts("fake").unwrap().len(), 1);
+    let c = pool
+        .complete(
+            "fake",
+            json!({"type": "ref/prompt", "name": "greet"}),
+            json!({"name": "name", "value": "B"}),
+        )
+        .unwrap();
+    assert_eq!(c["values"], json!(["Bob"]));
     assert_eq!(
         pool.read_resource("fake", "fake://r/1").unwrap()["contents"][0]["text"],
         "resource 1"

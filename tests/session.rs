@@ -530,7 +530,7 @@ fn call_tools_pipelines_a_batch_and_keeps_order() {
     calls[20] = mcp_pool::ToolCall::new("echo", json!([1]));
     calls[30] = mcp_pool::ToolCall::new("sleep", json!({"ms": 100}));
     let mut progress = Vec::new();
-    let results = s.call_tools(&calls, None, |done| progress.push(done));
+    let results = s.call_tools(&calls, None, |i, _| progress.push(i + 1));
     assert_eq!(results.len(), 50);
     assert_eq!(progress, (1..=50).collect::<Vec<_>>());
     for (i, r) in results.iter().enumerate() {
