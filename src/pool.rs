@@ -235,9 +235,6 @@ impl Pool {
         options: CallOptions<'_>,
     ) -> Result<CallToolResult, Error> {
         let slot = self.slot(server)?;
-        if slot.settings.direct {
-            return self.direct(slot, tool, arguments, options);
-        }
         self.run(slot, "tools/call", Some(tool), options, |session, opts| {
             session.call_tool_with(tool, arguments.clone(), opts)
         })
@@ -251,31 +248,25 @@ impl Pool {
         arguments: Value,
     ) -> Result<CallToolResult, Error> {
         let slot = self.slot(server)?;
-        self.direct(slot, tool, arguments, CallOptions::new())
+        self.direct(slot, CallOptions::new(), |session, opts| {
+            session.call_tool_with(tool, arguments, opts)
+        })
     }
 
-    fn direct(
+    /// Direct mode: a session of its own for this one call, started here and closed in the
+    /// background afterwards (never pooled, never retried).
+    fn direct<T>(
         &self,
         slot: &Arc<Slot>,
-        tool: &str,
-        arguments: Value,
         options: CallOptions<'_>,
-    ) -> Result<CallToolResult, Error> {
-        slot.direct_reserve(&self.inner.core)?;
-        Counters::add(&slot.counters.calls);
-        Counters::add(&slot.counters.direct_calls);
+        call: impl FnOnce(&Session, CallOptions<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let start = Instant::now();
-        let result = Session::start(slot.config.clone()).and_then(|session| {
-            Counters::add(&slot.counters.spawns);
-            slot.counters
-                .handshake
-                .lock()
-                .record(session.handshake_time());
-            let result = session.call_tool_with(tool, arguments, options);
-            session.close();
+        let result = slot.start_direct(&self.inner.core).and_then(|session| {
+            let result = call(&session, options);
+            slot.end_direct(&self.inner.core, session);
             result
         });
-        slot.direct_done(&self.inner.core);
         self.finish(slot, start, &result);
         result
     }
@@ -283,6 +274,11 @@ impl Pool {
     /// Lists a server's tools, from the cache when it is still valid.
     pub fn list_tools(&self, server: &str) -> Result<Arc<Vec<Tool>>, Error> {
         let slot = self.slot(server)?;
+        if slot.settings.direct {
+            return self.direct(slot, CallOptions::new(), |s, opts| {
+                Ok(Arc::new(s.list_all("tools/list", "tools", opts)?))
+            });
+        }
         if let Some(tools) = slot.cached_tools() {
             Counters::add(&slot.counters.list_cache_hits);
             return Ok(tools);
@@ -343,8 +339,8 @@ impl Pool {
         arguments: Value,
     ) -> Result<crate::protocol::GetPromptResult, Error> {
         let slot = self.slot(server)?;
-        self.run(slot, "prompts/get", None, CallOptions::new(), |s, _| {
-            s.get_prompt(name, arguments.clone())
+        self.run(slot, "prompts/get", None, CallOptions::new(), |s, opts| {
+            s.get_prompt_with(name, arguments.clone(), opts)
         })
     }
 
@@ -396,7 +392,9 @@ impl Pool {
     /// Pings a server through a pooled session.
     pub fn ping(&self, server: &str) -> Result<Duration, Error> {
         let slot = self.slot(server)?;
-        self.run(slot, "ping", None, CallOptions::new(), |s, _| s.ping())
+        self.run(slot, "ping", None, CallOptions::new(), |s, opts| {
+            s.ping_with(opts)
+        })
     }
 
     /// A live session of the server, for direct use. It stays in the pool: the reaper may
@@ -417,6 +415,9 @@ impl Pool {
         options: CallOptions<'_>,
         mut call: impl FnMut(&Session, CallOptions<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        if slot.settings.direct {
+            return self.direct(slot, options, call);
+        }
         let core = &self.inner.core;
         Counters::add(&slot.counters.calls);
         let start = Instant::now();
@@ -551,6 +552,16 @@ impl Pool {
             Ok(slot) => slot,
             Err(e) => return calls.iter().map(|_| Err(e.duplicate())).collect(),
         };
+        if slot.settings.direct {
+            let mut done = 0;
+            let results = self.direct(slot, CallOptions::new(), |session, _| {
+                Ok(session.call_tools(calls, timeout, |_, _| {
+                    done += 1;
+                    on_progress(done, total);
+                }))
+            });
+            return results.unwrap_or_else(|e| calls.iter().map(|_| Err(e.duplicate())).collect());
+        }
         let start = Instant::now();
         let deadline = start + timeout.unwrap_or(slot.config.request_timeout);
         let core = &self.inner.core;

@@ -13,7 +13,7 @@ use crate::pool::PoolInner;
 /// What the reaper knows about one session.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View {
-    /// Calls using it (leased) now.
+    /// Calls using it now (pool leases plus calls in flight).
     pub leases: usize,
     /// Already past its lifetime: takes no new calls.
     pub retiring: bool,
@@ -32,7 +32,8 @@ pub(crate) struct View {
 pub(crate) enum Verdict {
     /// Nothing now; look again at `recheck` (if anything is due).
     Keep { recheck: Option<Instant> },
-    /// Past its lifetime with calls in flight: no new calls, close when they end.
+    /// Past its lifetime with calls in flight: no new calls, close when they end (the slot
+    /// looks again shortly).
     Retire,
     /// Past its lifetime and unused: close.
     CloseAged,

@@ -347,15 +347,35 @@ impl Session {
 
     /// Gets a prompt with its arguments.
     pub fn get_prompt(&self, name: &str, arguments: Value) -> Result<GetPromptResult, Error> {
+        self.get_prompt_with(name, arguments, CallOptions::new())
+    }
+
+    pub(crate) fn get_prompt_with(
+        &self,
+        name: &str,
+        arguments: Value,
+        options: CallOptions<'_>,
+    ) -> Result<GetPromptResult, Error> {
         let params = name_and_arguments(name, arguments, "prompt")?;
-        parse_result(self.request("prompts/get", Some(params))?, "prompts/get")
+        let result = self.request_with("prompts/get", Some(params), options)?;
+        parse_result(result, "prompts/get")
     }
 
     /// Asks for completions (`completion/complete`); returns the `completion` object.
     pub fn complete(&self, reference: Value, argument: Value) -> Result<Value, Error> {
-        let mut result = self.request(
+        self.complete_with(reference, argument, CallOptions::new())
+    }
+
+    pub(crate) fn complete_with(
+        &self,
+        reference: Value,
+        argument: Value,
+        options: CallOptions<'_>,
+    ) -> Result<Value, Error> {
+        let mut result = self.request_with(
             "completion/complete",
             Some(json!({ "ref": reference, "argument": argument })),
+            options,
         )?;
         Ok(result
             .get_mut("completion")
@@ -377,12 +397,16 @@ impl Session {
 
     /// [`ping`](Self::ping) with its own deadline.
     pub(crate) fn ping_within(&self, timeout: Duration) -> Result<Duration, Error> {
+        self.ping_with(CallOptions::new().timeout(timeout))
+    }
+
+    pub(crate) fn ping_with(&self, options: CallOptions<'_>) -> Result<Duration, Error> {
         let start = Instant::now();
         let method = match self.details().generation {
             Generation::PerRequest => "server/discover",
             _ => "ping",
         };
-        self.request_with(method, None, CallOptions::new().timeout(timeout))?;
+        self.request_with(method, None, options)?;
         Ok(start.elapsed())
     }
 
@@ -686,7 +710,7 @@ impl Session {
         }
     }
 
-    fn list_all<T: serde::de::DeserializeOwned>(
+    pub(crate) fn list_all<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         key: &str,

@@ -21,6 +21,9 @@ use crate::reaper::{self, Verdict};
 use crate::session::Session;
 use crate::stats::{Counters, Gauges};
 
+/// How often the reaper looks again at a retiring session that is still in use.
+const RETIRE_RECHECK: Duration = Duration::from_millis(250);
+
 /// What every slot of a pool shares.
 pub(crate) struct Core {
     pub closed: AtomicBool,
@@ -117,7 +120,7 @@ impl State {
             .iter()
             .enumerate()
             .filter(|(_, e)| !e.session.is_retiring() && e.session.is_alive())
-            .map(|(i, e)| (i, e.session.leases().load(Ordering::Acquire)))
+            .map(|(i, e)| (i, e.session.leases().load(Ordering::SeqCst)))
             .filter(|&(_, leases)| leases < max_in_flight)
             .min_by_key(|&(_, leases)| leases)
             .map(|(i, _)| i)
@@ -141,8 +144,16 @@ pub(crate) struct Lease<'a> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        self.session.leases().fetch_sub(1, Ordering::AcqRel);
-        self.slot.returned(self.core, &self.session);
+        self.slot.give_back(self.core, &self.session);
+    }
+}
+
+/// Counts a caller inside `Slot::acquire` for as long as it is there.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -184,6 +195,10 @@ impl Slot {
         let mut waited_for_start = false;
         let mut st = self.state.lock();
         let failures_seen = st.failure_seq;
+        // Counted before the first look at the sessions' leases: a lease returned after that
+        // look sees this count and wakes us (both sides use SeqCst), so no wakeup is lost.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
         loop {
             if core.closed.load(Ordering::Acquire) {
                 return Err(Error::PoolClosed);
@@ -244,9 +259,7 @@ impl Slot {
                     wake_at = wake_at.min(now + Duration::from_millis(20));
                 }
             }
-            self.waiting.fetch_add(1, Ordering::AcqRel);
             self.changed.wait_until(&mut st, wake_at);
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -293,8 +306,10 @@ impl Slot {
     /// Runs on the starter thread when a start finished.
     fn started(&self, core: &Core, result: Result<Session, Error>) {
         let mut st = self.state.lock();
-        st.starting -= 1;
         let now = Instant::now();
+        // `starting` drops only once the session is in the set, retired or failed, so
+        // `Pool::close` waiting for starts never misses a child.
+        st.starting -= 1;
         match result {
             Ok(session) => {
                 Counters::add(&self.counters.spawns);
@@ -303,9 +318,10 @@ impl Slot {
                     .lock()
                     .record(session.handshake_time());
                 if core.closed.load(Ordering::Acquire) {
-                    drop(st);
-                    session.close();
+                    session.close_in_background();
                     core.release_child();
+                    core.retired(session);
+                    drop(st);
                     self.changed.notify_all();
                     return;
                 }
@@ -405,31 +421,37 @@ impl Slot {
         }
     }
 
-    /// A lease ended: wake a waiting caller, and close a retiring session left idle.
-    fn returned(&self, core: &Core, session: &Session) {
-        if session.is_retiring() && session.leases().load(Ordering::Acquire) == 0 {
-            let mut st = self.state.lock();
-            if let Some(i) = st
-                .sessions
-                .iter()
-                .position(|e| e.session.serial() == session.serial())
-            {
-                if session.leases().load(Ordering::Acquire) == 0 {
-                    let entry = st.sessions.swap_remove(i);
-                    Counters::add(&self.counters.closed_aged);
-                    log::info!(
-                        "[{}] closing session past its lifetime (pid {:?})",
-                        self.name,
-                        entry.session.pid()
-                    );
-                    self.forget(entry, core);
-                }
-            }
+    /// Ends a lease: wakes a waiting caller, and closes a retiring session left idle.
+    fn give_back(&self, core: &Core, session: &Session) {
+        session.leases().fetch_sub(1, Ordering::SeqCst);
+        if session.is_retiring() && session.leases().load(Ordering::SeqCst) == 0 {
+            self.close_retired(core, session);
         }
-        if self.waiting.load(Ordering::Acquire) > 0 {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
             // Under the lock, so a caller about to wait cannot miss it.
             let _st = self.state.lock();
             self.changed.notify_one();
+        }
+    }
+
+    /// Closes a retiring session if it is still in the set and nothing uses it.
+    fn close_retired(&self, core: &Core, session: &Session) {
+        let mut st = self.state.lock();
+        let unused = session.leases().load(Ordering::SeqCst) == 0 && session.in_flight() == 0;
+        if let Some(i) = st
+            .sessions
+            .iter()
+            .position(|e| e.session.serial() == session.serial())
+            .filter(|_| unused)
+        {
+            let entry = st.sessions.swap_remove(i);
+            Counters::add(&self.counters.closed_aged);
+            log::info!(
+                "[{}] closing session past its lifetime (pid {:?})",
+                self.name,
+                entry.session.pid()
+            );
+            self.forget(entry, core);
         }
     }
 
@@ -445,7 +467,8 @@ impl Slot {
         while i < st.sessions.len() {
             let e = &st.sessions[i];
             let view = reaper::View {
-                leases: e.session.leases().load(Ordering::Acquire),
+                // Calls made on a session handed out by `Pool::session` hold no lease.
+                leases: e.session.leases().load(Ordering::SeqCst) + e.session.in_flight(),
                 retiring: e.session.is_retiring(),
                 last_used: e.session.last_used(),
                 expires: e.expires,
@@ -469,6 +492,9 @@ impl Slot {
                             e.session.pid()
                         );
                     }
+                    // Normally the last lease closes it; calls on a session handed out by
+                    // `Pool::session` hold none, and a lease may end just as it retires.
+                    soonest(now + RETIRE_RECHECK);
                     i += 1;
                 }
                 verdict @ (Verdict::CloseAged | Verdict::CloseIdle) => {
@@ -498,12 +524,18 @@ impl Slot {
         }
         // Keep the warm minimum.
         if st.usable() + st.starting < self.settings.min_sessions {
-            self.start_one(&mut st, core, now);
-            if let Some(t) = st.next_spawn_at.filter(|&t| t > now) {
-                soonest(t);
+            if st.failing_until.is_some_and(|t| t <= now) {
+                log::info!(
+                    "[{}] cool-down over; starting its warm minimum again",
+                    self.name
+                );
+                st.failing_until = None;
             }
-            if let Some(t) = st.failing_until {
-                soonest(t);
+            self.start_one(&mut st, core, now);
+            for t in [st.next_spawn_at, st.failing_until].into_iter().flatten() {
+                if t > now {
+                    soonest(t);
+                }
             }
         }
         drop(st);
@@ -513,15 +545,15 @@ impl Slot {
 
     /// A keepalive ping on its own thread; a session that fails it is replaced.
     fn ping(self: &Arc<Self>, core: &Arc<Core>, session: Session) {
-        session.leases().fetch_add(1, Ordering::AcqRel);
-        let (slot, core) = (self.clone(), core.clone());
+        session.leases().fetch_add(1, Ordering::SeqCst);
+        let (slot, core, pinged) = (self.clone(), core.clone(), session.clone());
         let spawned = thread::Builder::new()
             .name(format!("mcp-ping-{}", self.name))
             .spawn(move || {
-                let result =
-                    session.ping_within(slot.config.request_timeout.min(Duration::from_secs(10)));
-                session.leases().fetch_sub(1, Ordering::AcqRel);
-                if let Err(e) = result {
+                let session = pinged;
+                let timeout = slot.config.request_timeout.min(Duration::from_secs(10));
+                let result = session.ping_within(timeout);
+                if let Err(e) = &result {
                     let mut st = slot.state.lock();
                     if let Some(i) = st
                         .sessions
@@ -537,10 +569,13 @@ impl Slot {
                         slot.forget(entry, &core);
                     }
                     drop(st);
+                    slot.changed.notify_all();
                     core.wake_reaper();
                 }
+                slot.give_back(&core, &session);
             });
         if let Err(e) = spawned {
+            session.leases().fetch_sub(1, Ordering::SeqCst);
             log::error!("[{}] cannot start a ping thread: {e}", self.name);
         }
     }
@@ -650,8 +685,10 @@ impl Slot {
         Ok(())
     }
 
-    /// Reserves a child for a direct (unpooled) call; freed by `direct_done`.
-    pub(crate) fn direct_reserve(&self, core: &Core) -> Result<(), Error> {
+    /// Starts a session for one direct (unpooled) call, under the pool-wide child cap.
+    pub(crate) fn start_direct(&self, core: &Core) -> Result<Session, Error> {
+        Counters::add(&self.counters.calls);
+        Counters::add(&self.counters.direct_calls);
         if core.closed.load(Ordering::Acquire) {
             return Err(Error::PoolClosed);
         }
@@ -661,10 +698,28 @@ impl Slot {
                 waited: Duration::ZERO,
             });
         }
-        Ok(())
+        match Session::start(self.config.clone()) {
+            Ok(session) => {
+                Counters::add(&self.counters.spawns);
+                self.counters
+                    .handshake
+                    .lock()
+                    .record(session.handshake_time());
+                Ok(session)
+            }
+            Err(e) => {
+                Counters::add(&self.counters.spawn_failures);
+                core.release_child();
+                Err(e)
+            }
+        }
     }
 
-    pub(crate) fn direct_done(&self, core: &Core) {
+    /// Ends a direct call's session: closed in the background (its worker runs the kill
+    /// ladder), kept on the retired list so `Pool::close` waits for it.
+    pub(crate) fn end_direct(&self, core: &Core, session: Session) {
+        session.close_in_background();
         core.release_child();
+        core.retired(session);
     }
 }

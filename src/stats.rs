@@ -196,7 +196,9 @@ pub struct ServerStats {
     pub calls: u64,
     /// Calls served by a session that was already live.
     pub hits: u64,
-    /// Calls that had to wait for a session to start.
+    /// Calls that had to wait for a session to start. Calls that never reach a session
+    /// (pool busy, server failing, a start that failed, direct mode) are neither hits nor
+    /// misses.
     pub misses: u64,
     /// Sessions started.
     pub spawns: u64,

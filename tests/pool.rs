@@ -602,6 +602,8 @@ fn close_and_drop_leave_nothing() {
     let start = Instant::now();
     pool.close();
     assert!(start.elapsed() < Duration::from_secs(3));
+    // Right away, not eventually.
+    assert!(common::children().is_empty(), "{:?}", common::children());
     let err = waiting.join().unwrap().unwrap_err();
     assert!(
         matches!(err, Error::OutcomeUnknown { .. } | Error::PoolClosed),
@@ -668,4 +670,103 @@ fn calls_with_options_pass_through_the_pool() {
         Some(true)
     );
     pool.close();
+}
+
+/// CPU time (clock ticks) used so far by this process's threads with this name.
+fn thread_cpu_ticks(name: &str) -> u64 {
+    let mut ticks = 0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the command.
+        ticks += fields
+            .get(11)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+        ticks += fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ticks
+}
+
+#[test]
+fn the_reaper_sleeps_through_a_cool_down_and_restarts_the_warm_minimum() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(
+        fake(&["--exit-during-handshake", "4"]),
+        PoolSettings::new()
+            .min_sessions(1)
+            .failure_threshold(1)
+            .backoff(Duration::from_millis(20), Duration::from_millis(20))
+            .cooldown(Duration::from_millis(300)),
+    )]);
+    let cpu_before = thread_cpu_ticks("mcp-reaper");
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = thread_cpu_ticks("mcp-reaper") - cpu_before;
+    // A busy loop would use most of 150 ticks; sleeping between deadlines uses ~none.
+    assert!(used <= 10, "the reaper used {used} ticks in 1.5 s");
+    let failures = pool.stats().servers["fake"].spawn_failures;
+    assert!(
+        failures >= 3,
+        "the warm minimum is retried after each cool-down: {failures}"
+    );
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_session_handed_out_is_not_reaped_under_its_call() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new().idle_timeout(Duration::from_millis(200)),
+    )]);
+    let session = pool.session("fake").unwrap();
+    let r = session.call_tool("sleep", json!({"ms": 1000})).unwrap();
+    assert_eq!(r.text(), "slept 1000");
+    drop(session);
+    pool.close();
+    assert_clean(&before);
+}
+
+#[test]
+fn a_caller_waiting_behind_a_keepalive_ping_is_woken_when_it_ends() {
+    let _g = serial();
+    let before = snapshot();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new()
+            .max_in_flight(1)
+            .keepalive(Some(Duration::from_millis(100)))
+            .queue_timeout(Duration::from_secs(5)),
+    )]);
+    let pid = pool.session("fake").unwrap().pid().unwrap();
+    // Freeze the server so the next keepalive ping holds the session's only slot.
+    signal(pid, "-STOP");
+    std::thread::sleep(Duration::from_millis(250));
+    let thaw = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        signal(pid, "-CONT");
+    });
+    let start = Instant::now();
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "waited {:?} for a ping to end",
+        start.elapsed()
+    );
+    thaw.join().unwrap();
+    pool.close();
+    assert_clean(&before);
 }
