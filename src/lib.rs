@@ -36,6 +36,8 @@
 mod config;
 mod config_file;
 mod error;
+// The C ABI (`include/mcp_pool.h`): private, since its items are for C, not Rust callers.
+mod ffi;
 mod handler;
 mod jsonrpc;
 mod pool;
