@@ -174,6 +174,17 @@ impl Session {
     /// Starts the server's process and completes the handshake, within the server's start
     /// timeout.
     pub fn start(config: ServerConfig) -> Result<Session, Error> {
+        Self::start_inner(config, false)
+    }
+
+    /// [`start`](Self::start) that, when the start fails, also waits for the failed child to
+    /// be shut down and reaped. For the pool's own threads, where nothing may be left behind
+    /// when the pool closes; a caller's thread should not wait on a kill ladder.
+    pub(crate) fn start_and_reap_on_failure(config: ServerConfig) -> Result<Session, Error> {
+        Self::start_inner(config, true)
+    }
+
+    fn start_inner(config: ServerConfig, reap_on_failure: bool) -> Result<Session, Error> {
         config.validate()?;
         let start_timeout = config.start_timeout;
         let worker::Started {
@@ -182,19 +193,27 @@ impl Session {
             ready,
         } = worker::start(config)?;
         // The worker enforces the start timeout itself; the margin covers its clean-up.
-        match ready.recv_timeout(start_timeout + Duration::from_millis(500)) {
-            Ok(Ok(())) => Ok(Session { shared, commands }),
+        let error = match ready.recv_timeout(start_timeout + Duration::from_millis(500)) {
+            Ok(Ok(())) => return Ok(Session { shared, commands }),
             // The worker shuts the failed child down on its own and then ends.
-            Ok(Err(e)) => Err(e),
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout {
+            Ok(Err(e)) => e,
+            Err(RecvTimeoutError::Timeout) => Error::Timeout {
                 phase: Phase::Handshake,
                 after: start_timeout,
-            }),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::Handshake {
+            },
+            Err(RecvTimeoutError::Disconnected) => Error::Handshake {
                 reason: "the session's worker ended unexpectedly".into(),
                 stderr_tail: String::new(),
-            }),
+            },
+        };
+        if reap_on_failure {
+            drop(commands);
+            let worker = shared.worker.lock().take();
+            if let Some(worker) = worker {
+                let _ = worker.join();
+            }
         }
+        Err(error)
     }
 
     /// The server's name as configured.

@@ -293,7 +293,7 @@ impl Slot {
         let (slot, core2) = (self.clone(), core.clone());
         let spawned = thread::Builder::new()
             .name(format!("mcp-start-{}", self.name))
-            .spawn(move || slot.started(&core2, Session::start(slot.config.clone())));
+            .spawn(move || slot.started(&core2, Session::start_and_reap_on_failure(slot.config.clone())));
         if let Err(e) = spawned {
             st.starting -= 1;
             core.release_child();
@@ -660,7 +660,7 @@ impl Slot {
                     self.name
                 )));
             }
-            match Session::start(self.config.clone()) {
+            match Session::start_and_reap_on_failure(self.config.clone()) {
                 Ok(session) => {
                     Counters::add(&self.counters.spawns);
                     self.counters
@@ -698,7 +698,7 @@ impl Slot {
                 waited: Duration::ZERO,
             });
         }
-        match Session::start(self.config.clone()) {
+        match Session::start_and_reap_on_failure(self.config.clone()) {
             Ok(session) => {
                 Counters::add(&self.counters.spawns);
                 self.counters
