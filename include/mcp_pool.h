@@ -125,9 +125,11 @@ extern "C" {
  * too; see the README). Servers start on first use.
  *
  * Returns NULL on failure (`MCP_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 text,
- * `MCP_ERR_CONFIG` for JSON that does not parse or an invalid setting, `MCP_ERR_SPAWN`
- * when `"warmEagerly"` servers cannot start); `mcp_last_error` and `mcp_last_error_code`
- * say why. Free the pool with `mcp_pool_free`.
+ * `MCP_ERR_CONFIG` for JSON that does not parse or an invalid setting, and any start error
+ * such as `MCP_ERR_SPAWN`, `MCP_ERR_HANDSHAKE` or `MCP_ERR_TIMEOUT` when `"warmEagerly"`
+ * servers cannot start); `mcp_last_error` and `mcp_last_error_code` say why. What the
+ * configuration warned about (unknown keys, skipped servers) is in
+ * `mcp_pool_warnings_json`. Free the pool with `mcp_pool_free`.
  *
  * # Safety
  * `config_json` is NULL or a NUL-terminated string.
@@ -201,6 +203,16 @@ int mcp_pool_batch(struct mcp_pool *pool,
 char *mcp_pool_stats_json(const struct mcp_pool *pool);
 
 /**
+ * What loading the configuration warned about, as a JSON array of strings (`[]` when
+ * nothing): unknown keys, servers skipped for an unsupported type. Returns NULL only when
+ * `pool` is NULL (or on a panic). Free it with `mcp_string_free`.
+ *
+ * # Safety
+ * `pool` is NULL or a live handle.
+ */
+char *mcp_pool_warnings_json(const struct mcp_pool *pool);
+
+/**
  * The configured server names as a JSON array of strings, sorted. Returns NULL only when
  * `pool` is NULL (or on a panic). Free it with `mcp_string_free`.
  *
@@ -233,7 +245,9 @@ void mcp_pool_free(struct mcp_pool *pool);
 /**
  * Frees a string returned by this library (`*result_json`, `mcp_pool_stats_json`, ...).
  * NULL is fine. Never pass it the pointer from `mcp_last_error`, `mcp_error_code_name` or
- * `mcp_version`, nor memory from `malloc`.
+ * `mcp_version`, nor memory from `malloc`. Pass it back unmodified: its size is found from
+ * its NUL terminator, so writing into it (even a NUL, as `strtok` does) before freeing is
+ * undefined behaviour; copy it first if you need to edit it.
  *
  * # Safety
  * `s` is NULL or a string this library returned for the caller to free, not yet freed.

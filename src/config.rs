@@ -9,6 +9,17 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::handler::{ClientHandler, NoHandler};
 
+/// The longest duration a setting may have: deadlines are `now + duration`, which must stay
+/// representable.
+const MAX_DURATION_YEARS: u64 = 100;
+const MAX_DURATION: Duration = Duration::from_secs(MAX_DURATION_YEARS * 365 * 24 * 3600);
+
+/// `from + d`, with `d` capped at the longest setting so it never overflows (a caller may
+/// pass `Duration::MAX` as "no deadline").
+pub(crate) fn deadline_after(from: std::time::Instant, d: Duration) -> std::time::Instant {
+    from + d.min(MAX_DURATION)
+}
+
 /// Which MCP protocol generation a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -216,6 +227,20 @@ impl ServerConfig {
         ] {
             if d.is_zero() {
                 return bad(&format!("{what} must be more than zero"));
+            }
+        }
+        for (what, d) in [
+            ("request timeout", self.request_timeout),
+            ("max request timeout", self.max_request_timeout),
+            ("start timeout", self.start_timeout),
+            ("discover timeout", self.discover_timeout),
+            ("close grace", self.close_grace),
+        ] {
+            if d > MAX_DURATION {
+                return bad(&format!(
+                    "{what} is longer than {} years",
+                    MAX_DURATION_YEARS
+                ));
             }
         }
         if self.max_request_timeout < self.request_timeout {
@@ -435,6 +460,22 @@ impl PoolSettings {
         if self.backoff_base > self.backoff_max {
             return bad("backoff base is longer than its maximum");
         }
+        for (what, d) in [
+            ("queue timeout", self.queue_timeout),
+            ("idle timeout", self.idle_timeout),
+            ("max lifetime", self.max_lifetime),
+            ("lifetime jitter", self.lifetime_jitter),
+            ("keepalive interval", self.keepalive.unwrap_or_default()),
+            ("cool-down", self.cooldown),
+            ("backoff maximum", self.backoff_max),
+        ] {
+            if d > MAX_DURATION {
+                return bad(&format!(
+                    "{what} is longer than {} years",
+                    MAX_DURATION_YEARS
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -442,6 +483,21 @@ impl PoolSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_durations_are_rejected_not_overflowed() {
+        let huge = Duration::from_secs(u64::MAX / 2);
+        let err = ServerConfig::new("s", "x")
+            .close_grace(huge)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("close grace"), "{err}");
+        let err = PoolSettings::new()
+            .keepalive(Some(huge))
+            .validate("s")
+            .unwrap_err();
+        assert!(err.to_string().contains("keepalive"), "{err}");
+    }
 
     #[test]
     fn validation_names_server_and_setting() {

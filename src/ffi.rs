@@ -27,6 +27,8 @@ use crate::{CallOptions, Error, Pool, PoolBuilder, ToolCall};
 #[allow(non_camel_case_types)]
 pub struct mcp_pool {
     pool: Pool,
+    /// What loading the configuration warned about (unknown keys, skipped servers).
+    warnings: Vec<String>,
 }
 
 /// The status codes returned by the functions that return `int`. The numbers are stable:
@@ -151,11 +153,13 @@ thread_local! {
 
 fn set_last_error(code: mcp_status, message: &str) {
     let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|last| *last.borrow_mut() = Some((code, message)));
+    // `try_with`: called while this thread's locals are being destroyed (from an `atexit`
+    // handler or a thread-exit destructor), there is nowhere to keep the message.
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some((code, message)));
 }
 
 fn clear_last_error() {
-    LAST_ERROR.with(|last| *last.borrow_mut() = None);
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = None);
 }
 
 fn panic_message(function: &str, payload: &(dyn Any + Send)) -> String {
@@ -170,8 +174,10 @@ fn panic_message(function: &str, payload: &(dyn Any + Send)) -> String {
 /// Runs the body of a function that returns a status code: clears the last error, catches a
 /// panic, and records the message of a failure as this thread's last error.
 fn status(function: &str, body: impl FnOnce() -> Result<mcp_status, Error>) -> c_int {
-    clear_last_error();
-    let code = match catch_unwind(AssertUnwindSafe(body)) {
+    let code = match catch_unwind(AssertUnwindSafe(|| {
+        clear_last_error();
+        body()
+    })) {
         Ok(Ok(code)) => code,
         Ok(Err(error)) => {
             let code = mcp_status::of(&error);
@@ -290,9 +296,11 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
 /// too; see the README). Servers start on first use.
 ///
 /// Returns NULL on failure (`MCP_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8 text,
-/// `MCP_ERR_CONFIG` for JSON that does not parse or an invalid setting, `MCP_ERR_SPAWN`
-/// when `"warmEagerly"` servers cannot start); `mcp_last_error` and `mcp_last_error_code`
-/// say why. Free the pool with `mcp_pool_free`.
+/// `MCP_ERR_CONFIG` for JSON that does not parse or an invalid setting, and any start error
+/// such as `MCP_ERR_SPAWN`, `MCP_ERR_HANDSHAKE` or `MCP_ERR_TIMEOUT` when `"warmEagerly"`
+/// servers cannot start); `mcp_last_error` and `mcp_last_error_code` say why. What the
+/// configuration warned about (unknown keys, skipped servers) is in
+/// `mcp_pool_warnings_json`. Free the pool with `mcp_pool_free`.
 ///
 /// # Safety
 /// `config_json` is NULL or a NUL-terminated string.
@@ -301,8 +309,10 @@ pub unsafe extern "C" fn mcp_pool_new(config_json: *const c_char) -> *mut mcp_po
     pointer("mcp_pool_new", || {
         // SAFETY: the caller's contract for `config_json`; the text is used only here.
         let text = unsafe { str_arg(config_json, "config_json") }?;
-        let pool = PoolBuilder::from_json(text)?.build()?;
-        Ok(Box::into_raw(Box::new(mcp_pool { pool })))
+        let builder = PoolBuilder::from_json(text)?;
+        let warnings = builder.warnings().to_vec();
+        let pool = builder.build()?;
+        Ok(Box::into_raw(Box::new(mcp_pool { pool, warnings })))
     })
 }
 
@@ -434,8 +444,12 @@ pub unsafe extern "C" fn mcp_pool_batch(
         if !pool.servers().iter().any(|name| name == server) {
             return Err(Error::UnknownServer(server.to_owned()));
         }
-        let results = pool
-            .batch(server, &calls)
+        let outcomes = pool.batch(server, &calls);
+        // Closed between the check above and the batch: fail the whole call, as documented.
+        if !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, Err(Error::PoolClosed))) {
+            return Err(Error::PoolClosed);
+        }
+        let results = outcomes
             .into_iter()
             .map(|outcome| match outcome {
                 Ok(result) => serde_json::to_value(result)
@@ -472,6 +486,21 @@ pub unsafe extern "C" fn mcp_pool_stats_json(pool: *const mcp_pool) -> *mut c_ch
         // SAFETY: the caller's contract for `pool`; the borrow ends with this call.
         let pool = unsafe { pool_arg(pool) }?;
         Ok(c_string(pool.stats().to_json())?.into_raw())
+    })
+}
+
+/// What loading the configuration warned about, as a JSON array of strings (`[]` when
+/// nothing): unknown keys, servers skipped for an unsupported type. Returns NULL only when
+/// `pool` is NULL (or on a panic). Free it with `mcp_string_free`.
+///
+/// # Safety
+/// `pool` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mcp_pool_warnings_json(pool: *const mcp_pool) -> *mut c_char {
+    pointer("mcp_pool_warnings_json", || {
+        // SAFETY: the caller's contract for `pool`; the borrow ends with this call.
+        let handle = unsafe { pool.as_ref() }.ok_or_else(|| null_argument("pool"))?;
+        Ok(c_string(to_json(&handle.warnings)?)?.into_raw())
     })
 }
 
@@ -530,7 +559,9 @@ pub unsafe extern "C" fn mcp_pool_free(pool: *mut mcp_pool) {
 
 /// Frees a string returned by this library (`*result_json`, `mcp_pool_stats_json`, ...).
 /// NULL is fine. Never pass it the pointer from `mcp_last_error`, `mcp_error_code_name` or
-/// `mcp_version`, nor memory from `malloc`.
+/// `mcp_version`, nor memory from `malloc`. Pass it back unmodified: its size is found from
+/// its NUL terminator, so writing into it (even a NUL, as `strtok` does) before freeing is
+/// undefined behaviour; copy it first if you need to edit it.
 ///
 /// # Safety
 /// `s` is NULL or a string this library returned for the caller to free, not yet freed.
@@ -552,10 +583,12 @@ pub unsafe extern "C" fn mcp_string_free(s: *mut c_char) {
 #[no_mangle]
 pub extern "C" fn mcp_last_error() -> *const c_char {
     quietly(ptr::null(), || {
-        LAST_ERROR.with(|last| match &*last.borrow() {
-            Some((_, message)) => message.as_ptr(),
-            None => ptr::null(),
-        })
+        LAST_ERROR
+            .try_with(|last| match &*last.borrow() {
+                Some((_, message)) => message.as_ptr(),
+                None => ptr::null(),
+            })
+            .unwrap_or(ptr::null())
     })
 }
 
@@ -564,10 +597,12 @@ pub extern "C" fn mcp_last_error() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn mcp_last_error_code() -> c_int {
     quietly(mcp_status::MCP_ERR_PANIC as c_int, || {
-        LAST_ERROR.with(|last| match &*last.borrow() {
-            Some((code, _)) => *code as c_int,
-            None => mcp_status::MCP_OK as c_int,
-        })
+        LAST_ERROR
+            .try_with(|last| match &*last.borrow() {
+                Some((code, _)) => *code as c_int,
+                None => mcp_status::MCP_OK as c_int,
+            })
+            .unwrap_or(mcp_status::MCP_OK as c_int)
     })
 }
 

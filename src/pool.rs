@@ -11,7 +11,7 @@ use crossbeam_channel::bounded;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use crate::config::{PoolSettings, RetryPolicy, ServerConfig};
+use crate::config::{deadline_after, PoolSettings, RetryPolicy, ServerConfig};
 use crate::error::Error;
 use crate::protocol::{is_read_only_method, CallToolResult, Tool, ToolCall};
 use crate::reaper;
@@ -98,6 +98,7 @@ impl PoolBuilder {
                 core: Arc::new(Core::new(self.max_children, wake_tx)),
                 slots,
                 reaper: Mutex::new(None),
+                closing: Mutex::new(()),
             }),
         };
         if self.eager {
@@ -165,6 +166,7 @@ pub(crate) struct PoolInner {
     core: Arc<Core>,
     slots: HashMap<String, Arc<Slot>>,
     reaper: Mutex<Option<JoinHandle<()>>>,
+    closing: Mutex<()>,
 }
 
 impl PoolInner {
@@ -428,7 +430,7 @@ impl Pool {
             keep_deadline,
         } = options;
         let timeout = timeout.unwrap_or(slot.config.request_timeout);
-        let deadline = start + timeout;
+        let deadline = deadline_after(start, timeout);
         let mut first = true;
         let result = loop {
             let lease = match slot.acquire(core, deadline) {
@@ -563,7 +565,7 @@ impl Pool {
             return results.unwrap_or_else(|e| calls.iter().map(|_| Err(e.duplicate())).collect());
         }
         let start = Instant::now();
-        let deadline = start + timeout.unwrap_or(slot.config.request_timeout);
+        let deadline = deadline_after(start, timeout.unwrap_or(slot.config.request_timeout));
         let core = &self.inner.core;
         let mut results: Vec<Option<Result<CallToolResult, Error>>> =
             (0..total).map(|_| None).collect();
@@ -695,6 +697,8 @@ impl Pool {
     /// starting. Later calls fail with [`Error::PoolClosed`]. Idempotent.
     pub fn close(&self) {
         let inner = &self.inner;
+        // A second closer waits for the first to finish.
+        let _closing = inner.closing.lock();
         inner.core.closed.store(true, Ordering::Release);
         inner.core.stop_reaper();
         let mut sessions = Vec::new();

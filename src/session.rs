@@ -13,7 +13,7 @@ use crossbeam_channel::{bounded, never, select, Receiver, RecvTimeoutError, Send
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
-use crate::config::{Generation, ServerConfig};
+use crate::config::{deadline_after, Generation, ServerConfig};
 use crate::error::{CloseReason, Error, Phase};
 use crate::jsonrpc;
 use crate::protocol::{
@@ -453,7 +453,7 @@ impl Session {
         let cancel_rx = cancel.as_ref().map(|c| &c.inner.fired);
         let sent = self.send(method, params, progress.is_some())?;
         let timeout = timeout.unwrap_or(self.shared.request_timeout);
-        let deadline = sent.started + timeout;
+        let deadline = deadline_after(sent.started, timeout);
         self.wait(sent, deadline, timeout, progress, cancel_rx, keep_deadline)
     }
 
@@ -479,7 +479,7 @@ impl Session {
         mut on_done: impl FnMut(usize, &Result<CallToolResult, Error>),
     ) -> Vec<Result<CallToolResult, Error>> {
         let timeout = timeout.unwrap_or(self.shared.request_timeout);
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(Instant::now(), timeout);
         let sent: Vec<Result<Sent<'_>, Error>> = calls
             .iter()
             .map(|call| {
@@ -601,7 +601,7 @@ impl Session {
         }
         let never = never();
         let cancel = cancel.unwrap_or(&never);
-        let hard_limit = started + timeout.max(self.shared.max_request_timeout);
+        let hard_limit = deadline_after(started, timeout.max(self.shared.max_request_timeout));
         loop {
             select! {
                 // The worker ended before taking the request: it was never written.
@@ -610,7 +610,7 @@ impl Session {
                     if let (Ok(report), Some(f)) = (report, progress.as_mut()) {
                         f(&report);
                         if !keep_deadline {
-                            deadline = (Instant::now() + timeout).min(hard_limit);
+                            deadline = deadline_after(Instant::now(), timeout).min(hard_limit);
                         }
                     }
                 },
@@ -736,7 +736,7 @@ impl Session {
         options: CallOptions<'_>,
     ) -> Result<Vec<T>, Error> {
         let timeout = options.timeout.unwrap_or(self.shared.request_timeout);
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(Instant::now(), timeout);
         let mut items = Vec::new();
         let mut seen = HashSet::new();
         let mut cursor: Option<String> = None;

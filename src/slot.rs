@@ -293,7 +293,12 @@ impl Slot {
         let (slot, core2) = (self.clone(), core.clone());
         let spawned = thread::Builder::new()
             .name(format!("mcp-start-{}", self.name))
-            .spawn(move || slot.started(&core2, Session::start_and_reap_on_failure(slot.config.clone())));
+            .spawn(move || {
+                slot.started(
+                    &core2,
+                    Session::start_and_reap_on_failure(slot.config.clone()),
+                )
+            });
         if let Err(e) = spawned {
             st.starting -= 1;
             core.release_child();
