@@ -607,6 +607,8 @@ impl Pool {
                     });
                 retry.push(again);
                 if !again {
+                    // Each call's own latency: from the batch's start to its answer.
+                    slot.counters.latency.lock().record(start.elapsed());
                     done += 1;
                     on_progress(done, total);
                 }
@@ -626,14 +628,18 @@ impl Pool {
             .into_iter()
             .map(|r| r.unwrap_or(Err(Error::PoolClosed)))
             .collect();
-        let elapsed = start.elapsed();
         for r in &results {
-            slot.counters.latency.lock().record(elapsed);
             if let Err(e) = r {
                 slot.counters.error(e.kind());
             }
         }
         if done < total {
+            // Calls that never reached a session (no session could be had).
+            let mut latency = slot.counters.latency.lock();
+            for _ in done..total {
+                latency.record(start.elapsed());
+            }
+            drop(latency);
             on_progress(total, total);
         }
         results

@@ -720,11 +720,22 @@ impl Slot {
         }
     }
 
-    /// Ends a direct call's session: closed in the background (its worker runs the kill
-    /// ladder), kept on the retired list so `Pool::close` waits for it.
-    pub(crate) fn end_direct(&self, core: &Core, session: Session) {
+    /// Ends a direct call's session: closed in the background by a short-lived thread that
+    /// frees its place under the pool-wide child cap only once the child is reaped; kept on
+    /// the retired list so `Pool::close` waits for it.
+    pub(crate) fn end_direct(&self, core: &Arc<Core>, session: Session) {
         session.close_in_background();
-        core.release_child();
-        core.retired(session);
+        core.retired(session.clone());
+        let closer = core.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("mcp-close-{}", self.name))
+            .spawn(move || {
+                session.close();
+                closer.release_child();
+            });
+        if let Err(e) = spawned {
+            log::error!("[{}] cannot start a closing thread: {e}", self.name);
+            core.release_child();
+        }
     }
 }

@@ -704,16 +704,24 @@ impl Worker {
     /// requests not completely written fail as never sent; the rest stay pending and end as
     /// outcome unknown.
     fn flush(&mut self) -> Result<(), std::io::Error> {
+        let mut progressed = false;
         while !self.outbox.bytes.is_empty() {
             match self.transport.send(&self.outbox.bytes) {
                 Ok(0) => {
-                    let pause = self.outbox.backoff.map_or(Duration::from_micros(500), |p| {
-                        (p * 2).min(Duration::from_millis(50))
-                    });
+                    // The pipe is full. A server that is reading empties it within
+                    // microseconds: try again soon while writes make progress, and back off
+                    // only while they do not (a server that stopped reading).
+                    let pause = match self.outbox.backoff {
+                        Some(p) if !progressed => (p * 2).min(Duration::from_millis(20)),
+                        _ => Duration::from_micros(50),
+                    };
                     self.outbox.backoff = Some(pause);
                     return Ok(());
                 }
-                Ok(n) => self.outbox.written(n),
+                Ok(n) => {
+                    progressed = true;
+                    self.outbox.written(n);
+                }
                 Err(e) => {
                     self.fail_unwritten(&CloseReason::Broken(format!(
                         "writing to the server: {e}"

@@ -1,0 +1,135 @@
+//! A batch of 100 calls on one session (`Pool::batch`, `Session::call_tools`), next to the
+//! same 100 calls made one by one, and next to the floor measured in the same run: a raw
+//! pipelined window (100 request lines in one write, then 100 answer lines).
+//!
+//! `cargo bench --bench batch`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ms, rate, ratio, table, Raw, Samples};
+use mcp_pool::ToolCall;
+
+const BATCH: usize = 100;
+/// A batch whose request lines (about 110 bytes each) overflow the 64 KiB pipe.
+const BIG: usize = 1000;
+
+fn main() {
+    common::header("A batch of 100 calls on one session");
+    let (rounds, per_round) = if common::quick() { (3, 10) } else { (10, 60) };
+
+    let mut raw = Raw::start();
+    let session = common::session();
+    let pool = common::pool(1);
+    let calls: Vec<ToolCall> = (0..BATCH)
+        .map(|_| ToolCall::new("echo", common::echo_args()))
+        .collect();
+    let pool_batch = || {
+        for r in pool.batch(common::SERVER, &calls) {
+            assert!(!r.unwrap().is_error);
+        }
+    };
+    let session_batch = || {
+        for r in session.call_tools(&calls, None, |_, _| {}) {
+            assert!(!r.unwrap().is_error);
+        }
+    };
+    let big: Vec<ToolCall> = (0..BIG)
+        .map(|_| ToolCall::new("echo", common::echo_args()))
+        .collect();
+    let pool_big_batch = || {
+        for r in pool.batch(common::SERVER, &big) {
+            assert!(!r.unwrap().is_error);
+        }
+    };
+    let pool_sequential = || {
+        for _ in 0..BATCH {
+            common::pool_call(&pool);
+        }
+    };
+    for _ in 0..per_round {
+        raw.window(BATCH);
+        pool_batch();
+        session_batch();
+        pool_sequential();
+    }
+    pool_big_batch();
+
+    let mut samples: [Samples; 6] = Default::default();
+    common::rounds::<6>(rounds, |k| {
+        let s = &mut samples[k];
+        match k {
+            0 => common::time_n(s, per_round, || raw.window(BATCH)),
+            1 => common::time_n(s, per_round, pool_batch),
+            2 => common::time_n(s, per_round, session_batch),
+            3 => common::time_n(s, per_round, pool_sequential),
+            4 => common::time_n(s, per_round.div_ceil(10), pool_big_batch),
+            _ => common::time_n(s, per_round, || {
+                for _ in 0..BATCH {
+                    raw.call();
+                }
+            }),
+        };
+    });
+    raw.close();
+    session.close();
+    pool.close();
+
+    let names = [
+        "raw pipelined window of 100 (floor)",
+        "`Pool::batch` of 100",
+        "`Session::call_tools` of 100",
+        "100 sequential `Pool::call_tool`",
+        "`Pool::batch` of 1000 (its 110 kB of requests overflow the 64 KiB pipe), per 100",
+        "100 sequential raw calls",
+    ];
+    let floor = samples[0].p50().as_secs_f64();
+    let mut per_sec = Vec::new();
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .zip(samples.iter_mut())
+        .enumerate()
+        .map(|(k, (name, s))| {
+            // The big batch is timed whole; its row shows the time per 100 calls.
+            let per100 = if k == 4 { (BIG / BATCH) as u32 } else { 1 };
+            let (p50, p99) = (s.p50() / per100, s.p99() / per100);
+            let p50 = p50.as_secs_f64();
+            per_sec.push(BATCH as f64 / p50);
+            vec![
+                name.to_string(),
+                s.len().to_string(),
+                ms(Duration::from_secs_f64(p50)),
+                ms(p99),
+                rate(BATCH as f64 / p50),
+                ratio(floor, p50),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "100 calls",
+            "runs",
+            "p50 for 100",
+            "p99 for 100",
+            "calls/s (at p50)",
+            "speed vs floor",
+        ],
+        &rows,
+    );
+    let r = per_sec[1] / per_sec[0];
+    println!(
+        "target: a batch of 100 ≥ 0.5× the raw pipelined window: {r:.2}×, {}",
+        common::verdict(r >= 0.5)
+    );
+    common::emit_json(
+        "batch",
+        serde_json::json!({
+            "raw_window_per_s": per_sec[0],
+            "pool_batch_per_s": per_sec[1],
+            "session_batch_per_s": per_sec[2],
+            "pool_sequential_per_s": per_sec[3],
+            "pool_batch_1000_per_s": per_sec[4],
+        }),
+    );
+}
