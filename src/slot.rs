@@ -293,12 +293,7 @@ impl Slot {
         let (slot, core2) = (self.clone(), core.clone());
         let spawned = thread::Builder::new()
             .name(format!("mcp-start-{}", self.name))
-            .spawn(move || {
-                slot.started(
-                    &core2,
-                    Session::start_and_reap_on_failure(slot.config.clone()),
-                )
-            });
+            .spawn(move || slot.started(&core2, slot.start_session(&core2)));
         if let Err(e) = spawned {
             st.starting -= 1;
             core.release_child();
@@ -317,11 +312,6 @@ impl Slot {
         st.starting -= 1;
         match result {
             Ok(session) => {
-                Counters::add(&self.counters.spawns);
-                self.counters
-                    .handshake
-                    .lock()
-                    .record(session.handshake_time());
                 if core.closed.load(Ordering::Acquire) {
                     session.close_in_background();
                     core.release_child();
@@ -349,8 +339,6 @@ impl Slot {
                 core.wake_reaper();
             }
             Err(e) => {
-                Counters::add(&self.counters.spawn_failures);
-                core.release_child();
                 st.failures_in_row += 1;
                 let n = st.failures_in_row;
                 let backoff = self
@@ -665,26 +653,13 @@ impl Slot {
                     self.name
                 )));
             }
-            match Session::start_and_reap_on_failure(self.config.clone()) {
-                Ok(session) => {
-                    Counters::add(&self.counters.spawns);
-                    self.counters
-                        .handshake
-                        .lock()
-                        .record(session.handshake_time());
-                    let now = Instant::now();
-                    self.state.lock().sessions.push(Entry {
-                        session,
-                        expires: now + self.lifetime(),
-                        last_ping: now,
-                    });
-                }
-                Err(e) => {
-                    core.release_child();
-                    Counters::add(&self.counters.spawn_failures);
-                    return Err(e);
-                }
-            }
+            let session = self.start_session(core)?;
+            let now = Instant::now();
+            self.state.lock().sessions.push(Entry {
+                session,
+                expires: now + self.lifetime(),
+                last_ping: now,
+            });
         }
         core.wake_reaper();
         Ok(())
@@ -703,6 +678,12 @@ impl Slot {
                 waited: Duration::ZERO,
             });
         }
+        self.start_session(core)
+    }
+
+    /// Starts a session whose child the caller has reserved, counting it; a failed start
+    /// frees the reservation (after its child is reaped).
+    fn start_session(&self, core: &Core) -> Result<Session, Error> {
         match Session::start_and_reap_on_failure(self.config.clone()) {
             Ok(session) => {
                 Counters::add(&self.counters.spawns);
