@@ -670,12 +670,12 @@ mod tests {
         );
 
         // SAFETY: a NUL-terminated string.
-        let pool = unsafe { mcp_pool_new(b"{\xff}\0".as_ptr().cast()) };
+        let pool = unsafe { mcp_pool_new(c"{\xff}".as_ptr()) };
         assert!(pool.is_null());
         assert!(text(mcp_last_error()).contains("not valid UTF-8"));
 
         // SAFETY: a NUL-terminated string.
-        let pool = unsafe { mcp_pool_new(b"{nope\0".as_ptr().cast()) };
+        let pool = unsafe { mcp_pool_new(c"{nope".as_ptr()) };
         assert!(pool.is_null());
         assert_eq!(mcp_last_error_code(), mcp_status::MCP_ERR_CONFIG as c_int);
 
@@ -687,7 +687,7 @@ mod tests {
         // SAFETY: a live pool, a NUL-terminated server name, the result written once.
         unsafe {
             let mut out: *mut c_char = ptr::null_mut();
-            let rc = mcp_pool_list_tools(pool, b"nope\0".as_ptr().cast(), &mut out);
+            let rc = mcp_pool_list_tools(pool, c"nope".as_ptr(), &mut out);
             assert_eq!(rc, mcp_status::MCP_ERR_UNKNOWN_SERVER as c_int);
             assert!(out.is_null());
             let stats = mcp_pool_stats_json(pool);

@@ -263,6 +263,8 @@ impl Pool {
         options: CallOptions<'_>,
         call: impl FnOnce(&Session, CallOptions<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        Counters::add(&slot.counters.calls);
+        Counters::add(&slot.counters.direct_calls);
         let start = Instant::now();
         let result = slot.start_direct(&self.inner.core).and_then(|session| {
             let result = call(&session, options);
@@ -291,12 +293,9 @@ impl Pool {
             None,
             CallOptions::new(),
             |session, opts| {
-                let timeout = opts.timeout;
-                let tools = match timeout {
-                    Some(t) => session.list_tools_within(t)?,
-                    None => session.list_tools()?,
-                };
-                Ok(slot.cache_tools(session, tools))
+                let epoch = session.tools_epoch();
+                let tools = session.list_all("tools/list", "tools", opts)?;
+                Ok(slot.cache_tools(session, epoch, tools))
             },
         )
     }
@@ -309,8 +308,32 @@ impl Pool {
         method: &str,
         params: Option<Value>,
     ) -> Result<Value, Error> {
+        self.request_with(server, method, params, CallOptions::new())
+    }
+
+    /// [`request`](Self::request) with per-call options (deadline, progress, cancel).
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+    /// use std::time::Duration;
+    /// use mcp_pool::CallOptions;
+    /// let page = pool.request_with(
+    ///     "s",
+    ///     "resources/list",
+    ///     None,
+    ///     CallOptions::new().timeout(Duration::from_secs(2)),
+    /// )?;
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn request_with(
+        &self,
+        server: &str,
+        method: &str,
+        params: Option<Value>,
+        options: CallOptions<'_>,
+    ) -> Result<Value, Error> {
         let slot = self.slot(server)?;
-        self.run(slot, method, None, CallOptions::new(), |session, opts| {
+        self.run(slot, method, None, options, |session, opts| {
             session.request_with(method, params.clone(), opts)
         })
     }
@@ -349,9 +372,13 @@ impl Pool {
     /// Lists a server's resources (every page).
     pub fn list_resources(&self, server: &str) -> Result<Vec<Value>, Error> {
         let slot = self.slot(server)?;
-        self.run(slot, "resources/list", None, CallOptions::new(), |s, _| {
-            s.list_resources()
-        })
+        self.run(
+            slot,
+            "resources/list",
+            None,
+            CallOptions::new(),
+            |s, opts| s.list_all("resources/list", "resources", opts),
+        )
     }
 
     /// Lists a server's resource templates (every page).
@@ -362,15 +389,15 @@ impl Pool {
             "resources/templates/list",
             None,
             CallOptions::new(),
-            |s, _| s.list_resource_templates(),
+            |s, opts| s.list_all("resources/templates/list", "resourceTemplates", opts),
         )
     }
 
     /// Lists a server's prompts (every page).
     pub fn list_prompts(&self, server: &str) -> Result<Vec<Value>, Error> {
         let slot = self.slot(server)?;
-        self.run(slot, "prompts/list", None, CallOptions::new(), |s, _| {
-            s.list_prompts()
+        self.run(slot, "prompts/list", None, CallOptions::new(), |s, opts| {
+            s.list_all("prompts/list", "prompts", opts)
         })
     }
 
@@ -387,7 +414,7 @@ impl Pool {
             "completion/complete",
             None,
             CallOptions::new(),
-            |s, _| s.complete(reference.clone(), argument.clone()),
+            |s, opts| s.complete_with(reference.clone(), argument.clone(), opts),
         )
     }
 
@@ -514,8 +541,9 @@ impl Pool {
             None => {
                 let fetched = slot.acquire(&self.inner.core, deadline).and_then(|lease| {
                     let left = deadline.saturating_duration_since(Instant::now());
+                    let epoch = lease.session.tools_epoch();
                     let tools = lease.session.list_tools_within(left)?;
-                    Ok(slot.cache_tools(&lease.session, tools))
+                    Ok(slot.cache_tools(&lease.session, epoch, tools))
                 });
                 match fetched {
                     Ok(tools) => tools,
@@ -555,14 +583,32 @@ impl Pool {
             Err(e) => return calls.iter().map(|_| Err(e.duplicate())).collect(),
         };
         if slot.settings.direct {
+            // One session of its own for the whole batch; each call counted as a call.
+            let start = Instant::now();
             let mut done = 0;
-            let results = self.direct(slot, CallOptions::new(), |session, _| {
-                Ok(session.call_tools(calls, timeout, |_, _| {
-                    done += 1;
-                    on_progress(done, total);
-                }))
-            });
-            return results.unwrap_or_else(|e| calls.iter().map(|_| Err(e.duplicate())).collect());
+            let results = match slot.start_direct(&self.inner.core) {
+                Ok(session) => {
+                    let results = session.call_tools(calls, timeout, |_, _| {
+                        slot.counters.latency.lock().record(start.elapsed());
+                        done += 1;
+                        on_progress(done, total);
+                    });
+                    slot.end_direct(&self.inner.core, session);
+                    results
+                }
+                Err(e) => calls.iter().map(|_| Err(e.duplicate())).collect(),
+            };
+            for r in &results {
+                Counters::add(&slot.counters.calls);
+                Counters::add(&slot.counters.direct_calls);
+                if let Err(e) = r {
+                    slot.counters.error(e.kind());
+                }
+            }
+            if done < total {
+                on_progress(total, total);
+            }
+            return results;
         }
         let start = Instant::now();
         let deadline = deadline_after(start, timeout.unwrap_or(slot.config.request_timeout));
@@ -707,19 +753,17 @@ impl Pool {
         let _closing = inner.closing.lock();
         inner.core.closed.store(true, Ordering::Release);
         inner.core.stop_reaper();
-        let mut sessions = Vec::new();
         for slot in inner.slots.values() {
-            sessions.extend(slot.drain(&inner.core));
+            slot.drain(&inner.core);
         }
         for slot in inner.slots.values() {
             slot.wait_for_starts(
                 Instant::now() + slot.config.start_timeout + Duration::from_secs(1),
             );
         }
-        // Each is already closing on its own worker; wait for all of them, and for those
-        // the reaper or a crash took out earlier.
-        sessions.extend(inner.core.take_retired());
-        for session in sessions {
+        // Each is already closing on its own worker; wait for all of them, those the reaper
+        // or a crash took out earlier included.
+        for session in inner.core.take_retired() {
             session.close();
         }
         if let Some(reaper) = inner.reaper.lock().take() {

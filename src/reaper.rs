@@ -49,7 +49,7 @@ pub(crate) fn verdict(v: &View, s: &PoolSettings, now: Instant) -> Verdict {
         return if v.leases == 0 {
             Verdict::CloseAged
         } else {
-            // Its last call's end closes it (see `Slot::returned`).
+            // Its last call's end closes it (see `Slot::give_back`).
             Verdict::Retire
         };
     }

@@ -101,6 +101,17 @@ pub struct CallOptions<'a> {
     pub(crate) keep_deadline: bool,
 }
 
+impl std::fmt::Debug for CallOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("timeout", &self.timeout)
+            .field("progress", &self.progress.as_ref().map(|_| "callback"))
+            .field("cancel", &self.cancel)
+            .field("keep_deadline", &self.keep_deadline)
+            .finish()
+    }
+}
+
 impl<'a> CallOptions<'a> {
     /// No options: the server's request timeout, no progress, no cancel handle.
     pub fn new() -> Self {
@@ -693,6 +704,11 @@ impl Session {
             self.shared.finished.try_recv(),
             Err(crossbeam_channel::TryRecvError::Disconnected)
         )
+    }
+
+    /// How many `notifications/tools/list_changed` the session has seen.
+    pub(crate) fn tools_epoch(&self) -> u64 {
+        self.shared.tools_epoch.load(Ordering::Acquire)
     }
 
     /// Unique among all sessions of this process.

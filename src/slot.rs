@@ -46,12 +46,14 @@ impl Core {
         }
     }
 
-    /// Counts one more child process, unless the pool-wide cap is reached.
+    /// Counts one more child process, unless the pool-wide cap is reached. Children still
+    /// closing (retired, not yet reaped) count too.
     fn reserve_child(&self) -> bool {
         let max = self.max_children.unwrap_or(usize::MAX);
+        let closing = self.closing();
         self.children
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
+                (n + closing < max).then_some(n + 1)
             })
             .is_ok()
     }
@@ -60,15 +62,27 @@ impl Core {
         self.children.fetch_sub(1, Ordering::AcqRel);
     }
 
-    pub(crate) fn children(&self) -> usize {
-        self.children.load(Ordering::Acquire)
+    /// Retired sessions whose child is not reaped yet (forgetting the others).
+    fn closing(&self) -> usize {
+        let mut retired = self.retired.lock();
+        retired.retain(|s| !s.is_finished());
+        retired.len()
     }
 
-    /// Keeps a closing session until its worker has finished.
-    fn retired(&self, session: Session) {
+    /// Child processes alive or starting: reserved, plus those still closing.
+    pub(crate) fn children(&self) -> usize {
+        self.closing() + self.children.load(Ordering::Acquire)
+    }
+
+    /// The one way a session leaves the pool: closed in the background by its own worker,
+    /// its reservation moved to the retired list, where it counts against the cap until its
+    /// child is reaped and where `Pool::close` finds it to wait for.
+    fn retire(&self, session: Session) {
+        session.close_in_background();
         let mut retired = self.retired.lock();
         retired.retain(|s| !s.is_finished());
         retired.push(session);
+        self.release_child();
     }
 
     /// The sessions still closing in the background.
@@ -127,9 +141,11 @@ impl State {
     }
 }
 
-/// The tool list of the server, and the session it came from.
+/// The tool list of the server, the session it came from, and that session's count of
+/// `tools/list_changed` notifications when it was fetched.
 struct ToolCache {
     source: u64,
+    epoch: u64,
     tools: Arc<Vec<Tool>>,
 }
 
@@ -313,9 +329,7 @@ impl Slot {
         match result {
             Ok(session) => {
                 if core.closed.load(Ordering::Acquire) {
-                    session.close_in_background();
-                    core.release_child();
-                    core.retired(session);
+                    core.retire(session);
                     drop(st);
                     self.changed.notify_all();
                     return;
@@ -405,9 +419,7 @@ impl Slot {
     /// Drops an entry from the set: closes it in the background, frees its child slot.
     fn forget(&self, entry: Entry, core: &Core) {
         let serial = entry.session.serial();
-        entry.session.close_in_background();
-        core.release_child();
-        core.retired(entry.session);
+        core.retire(entry.session);
         let mut tools = self.tools.lock();
         if tools.as_ref().is_some_and(|c| c.source == serial) {
             *tools = None;
@@ -589,48 +601,48 @@ impl Slot {
     /// The cached tool list, unless a session reported a change or its source is gone.
     pub(crate) fn cached_tools(&self) -> Option<Arc<Vec<Tool>>> {
         let st = self.state.lock();
-        let mut changed = false;
-        for e in &st.sessions {
-            changed |= e.session.take_tools_changed();
-        }
         let mut tools = self.tools.lock();
-        if changed {
-            *tools = None;
-        }
         let cache = tools.as_ref()?;
-        if !st
-            .sessions
-            .iter()
-            .any(|e| e.session.serial() == cache.source && e.session.is_alive())
-        {
+        // Valid while its session lives and has announced no change since.
+        let valid = st.sessions.iter().any(|e| {
+            e.session.serial() == cache.source
+                && e.session.is_alive()
+                && e.session.tools_epoch() == cache.epoch
+        });
+        if !valid {
             *tools = None;
             return None;
         }
         Some(cache.tools.clone())
     }
 
-    pub(crate) fn cache_tools(&self, source: &Session, tools: Vec<Tool>) -> Arc<Vec<Tool>> {
+    /// Caches a tool list fetched from `source`, whose change count was `epoch` before the
+    /// fetch (so a change announced during the fetch makes the entry stale at once).
+    pub(crate) fn cache_tools(
+        &self,
+        source: &Session,
+        epoch: u64,
+        tools: Vec<Tool>,
+    ) -> Arc<Vec<Tool>> {
         let tools = Arc::new(tools);
         *self.tools.lock() = Some(ToolCache {
             source: source.serial(),
+            epoch,
             tools: tools.clone(),
         });
         tools
     }
 
-    /// Takes every session out (pool closing) and wakes all waiters. Returns the sessions so
-    /// the caller can wait for them.
-    pub(crate) fn drain(&self, core: &Core) -> Vec<Session> {
+    /// Takes every session out (pool closing) and wakes all waiters; `Pool::close` waits for
+    /// them through the retired list.
+    pub(crate) fn drain(&self, core: &Core) {
         let mut st = self.state.lock();
-        let sessions: Vec<Session> = st.sessions.iter().map(|e| e.session.clone()).collect();
-        for entry in st.sessions.drain(..) {
-            entry.session.close_in_background();
-            core.release_child();
+        let entries: Vec<Entry> = st.sessions.drain(..).collect();
+        for entry in entries {
+            self.forget(entry, core);
         }
-        *self.tools.lock() = None;
         drop(st);
         self.changed.notify_all();
-        sessions
     }
 
     /// Waits until no start is under way, at most until `until`.
@@ -667,8 +679,6 @@ impl Slot {
 
     /// Starts a session for one direct (unpooled) call, under the pool-wide child cap.
     pub(crate) fn start_direct(&self, core: &Core) -> Result<Session, Error> {
-        Counters::add(&self.counters.calls);
-        Counters::add(&self.counters.direct_calls);
         if core.closed.load(Ordering::Acquire) {
             return Err(Error::PoolClosed);
         }
@@ -701,22 +711,8 @@ impl Slot {
         }
     }
 
-    /// Ends a direct call's session: closed in the background by a short-lived thread that
-    /// frees its place under the pool-wide child cap only once the child is reaped; kept on
-    /// the retired list so `Pool::close` waits for it.
-    pub(crate) fn end_direct(&self, core: &Arc<Core>, session: Session) {
-        session.close_in_background();
-        core.retired(session.clone());
-        let closer = core.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("mcp-close-{}", self.name))
-            .spawn(move || {
-                session.close();
-                closer.release_child();
-            });
-        if let Err(e) = spawned {
-            log::error!("[{}] cannot start a closing thread: {e}", self.name);
-            core.release_child();
-        }
+    /// Ends a direct call's session: retired like any other (see `Core::retire`).
+    pub(crate) fn end_direct(&self, core: &Core, session: Session) {
+        core.retire(session);
     }
 }

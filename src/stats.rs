@@ -151,6 +151,7 @@ impl Counters {
             latency_ms: Percentiles::of(&latency),
             handshake_ms: Percentiles::of(&handshake),
             latency_histogram: latency,
+            handshake_histogram: handshake,
         }
     }
 }
@@ -238,6 +239,8 @@ pub struct ServerStats {
     pub handshake_ms: Percentiles,
     #[serde(skip)]
     latency_histogram: Histogram,
+    #[serde(skip)]
+    handshake_histogram: Histogram,
 }
 
 impl std::fmt::Debug for ServerStats {
@@ -281,8 +284,10 @@ impl PoolStats {
             total.waiting += s.waiting;
             total.failing |= s.failing;
             total.latency_histogram.merge(&s.latency_histogram);
+            total.handshake_histogram.merge(&s.handshake_histogram);
         }
         total.latency_ms = Percentiles::of(&total.latency_histogram);
+        total.handshake_ms = Percentiles::of(&total.handshake_histogram);
         PoolStats { servers, total }
     }
 

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) invalid_lines: AtomicU64,
     pub(crate) unmatched_responses: AtomicU64,
     pub(crate) tools_changed: AtomicBool,
+    /// Counts `notifications/tools/list_changed`; the pool's tool cache compares it.
+    pub(crate) tools_epoch: AtomicU64,
     pub(crate) started: Instant,
     pub(crate) handshake_time: OnceLock<Duration>,
     pub(crate) last_used: Mutex<Instant>,
@@ -105,6 +107,7 @@ impl Shared {
             invalid_lines: AtomicU64::new(0),
             unmatched_responses: AtomicU64::new(0),
             tools_changed: AtomicBool::new(false),
+            tools_epoch: AtomicU64::new(0),
             started: Instant::now(),
             handshake_time: OnceLock::new(),
             last_used: Mutex::new(Instant::now()),
@@ -813,18 +816,33 @@ impl Worker {
         let spawned = thread::Builder::new()
             .name(format!("mcp-handler-{}", self.name()))
             .spawn(move || {
-                let result = match method.as_str() {
+                // Counted down however this thread ends.
+                struct Running(Arc<AtomicUsize>);
+                impl Drop for Running {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                let _running = Running(running);
+                let call = std::panic::AssertUnwindSafe(|| match method.as_str() {
                     "roots/list" => handler.roots(&params),
                     "sampling/createMessage" => handler.sampling(&params),
                     _ => handler.elicitation(&params),
-                };
-                let outcome = result.map_err(|e| RpcError {
-                    code: e.code,
-                    message: e.message,
-                    data: None,
                 });
+                // A panicking handler still answers the server, which would otherwise wait.
+                let outcome = match std::panic::catch_unwind(call) {
+                    Ok(result) => result.map_err(|e| RpcError {
+                        code: e.code,
+                        message: e.message,
+                        data: None,
+                    }),
+                    Err(_) => Err(RpcError {
+                        code: jsonrpc::INTERNAL_ERROR,
+                        message: format!("the client's {method} handler failed"),
+                        data: None,
+                    }),
+                };
                 let _ = answers.send((id, outcome));
-                running.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(e) = spawned {
             self.handlers_running.fetch_sub(1, Ordering::AcqRel);
@@ -846,6 +864,7 @@ impl Worker {
             }
             "notifications/tools/list_changed" => {
                 self.shared.tools_changed.store(true, Ordering::Release);
+                self.shared.tools_epoch.fetch_add(1, Ordering::AcqRel);
                 self.handler.on_list_changed(name, ListKind::Tools);
             }
             "notifications/resources/list_changed" => {
