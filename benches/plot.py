@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benches/results"
-EVERYTHING = ROOT / "target/interop/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+INTEROP = Path(os.environ.get("MCP_POOL_INTEROP_DIR", ROOT / "target/interop"))
+EVERYTHING = INTEROP / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 RUNS = {
     "demo-fake.md": ("the repository's fake server (Rust)", []),
     "demo-everything.md": (

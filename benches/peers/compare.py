@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "target/release/mcp-fake-server"
-VENV_PYTHON = ROOT / "target/interop/venv/bin/python"
+VENV_PYTHON = Path(os.environ.get("MCP_POOL_INTEROP_DIR", ROOT / "target/interop")) / "venv/bin/python"
 RMCP_BIN = ROOT / "target/peers/release/rmcp-peer"
 FIGURES = ["sequential_p50_ms", "sequential_per_s", "concurrent_8_per_s", "concurrent_64_per_s"]
 

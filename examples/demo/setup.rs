@@ -58,7 +58,10 @@ pub fn parse() -> Result<Options, String> {
                         .ok_or("--args must be an object")?,
                 );
             }
-            "-h" | "--help" => return Err(USAGE.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
