@@ -775,3 +775,40 @@ fn a_caller_waiting_behind_a_keepalive_ping_is_woken_when_it_ends() {
     pool.close();
     assert_clean(&before);
 }
+
+#[test]
+fn a_child_still_closing_counts_against_the_cap() {
+    let _g = serial();
+    let before = snapshot();
+    // `slow` ignores the end of its input and SIGTERM: closing it takes both graces.
+    let pool = Pool::builder()
+        .server_with(
+            ServerConfig::new("slow", common::FAKE)
+                .args(["--ignore-stdin-eof"])
+                .close_grace(Duration::from_millis(300)),
+            PoolSettings::new().idle_timeout(Duration::from_millis(100)),
+        )
+        .server_with(
+            ServerConfig::new("other", common::FAKE),
+            PoolSettings::new().queue_timeout(Duration::from_secs(5)),
+        )
+        .max_children(1)
+        .build()
+        .unwrap();
+    let slow_pid = pool.session("slow").unwrap().pid().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while pool.stats().servers["slow"].closed_idle == 0 {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Reaped for idleness but still in its kill ladder: it still holds the only place.
+    assert!(process_exists(slow_pid));
+    assert_eq!(pool.live_children(), 1);
+    assert_eq!(text(&pool, "other", "echo", json!({"text": "x"})), "x");
+    assert!(
+        !process_exists(slow_pid),
+        "the second child started before the first was reaped"
+    );
+    pool.close();
+    assert_clean(&before);
+}

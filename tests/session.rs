@@ -544,3 +544,31 @@ fn call_tools_pipelines_a_batch_and_keeps_order() {
     s.close();
     assert_clean(&before);
 }
+
+struct Panicky;
+
+impl ClientHandler for Panicky {
+    fn supports(&self) -> HandlerSupport {
+        HandlerSupport {
+            roots: true,
+            ..HandlerSupport::default()
+        }
+    }
+    fn roots(&self, _: &Value) -> Result<Value, HandlerError> {
+        panic!("a bug in the handler");
+    }
+}
+
+#[test]
+fn a_panicking_handler_still_answers_the_server() {
+    let _g = serial();
+    let before = snapshot();
+    let s = Session::start(fake(&[]).handler(Panicky)).unwrap();
+    for _ in 0..40 {
+        // More than the 32 handler threads a session allows: none leaks its place.
+        let answer: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
+        assert_eq!(answer["code"], -32603, "{answer}");
+    }
+    s.close();
+    assert_clean(&before);
+}
