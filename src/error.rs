@@ -8,6 +8,20 @@ use std::time::Duration;
 /// Variants are chosen so a caller can act on them: retry on [`Error::SessionClosed`] when
 /// the request was never written, give up on [`Error::Spawn`], report
 /// [`Error::OutcomeUnknown`] without retrying a tool that is not safe to repeat.
+///
+/// ```no_run
+/// use mcp_pool::{Error, Pool};
+/// # let pool = Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+/// match pool.call_tool("s", "create_ticket", serde_json::json!({"title": "x"})) {
+///     Ok(result) if result.is_error => eprintln!("the tool failed: {}", result.text()),
+///     Ok(result) => println!("{}", result.text()),
+///     // Sent, but the server died before answering: it may have run. Don't repeat blindly.
+///     Err(Error::OutcomeUnknown { reason, .. }) => eprintln!("unknown outcome: {reason}"),
+///     Err(Error::Timeout { after, .. }) => eprintln!("no answer within {after:?}"),
+///     Err(e) => eprintln!("failed ({}): {e}", e.kind()),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -229,6 +229,24 @@ impl Pool {
     }
 
     /// Calls a tool with per-call options (deadline, progress, cancel).
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+    /// use std::time::Duration;
+    /// use mcp_pool::{CallOptions, CancelHandle};
+    ///
+    /// let cancel = CancelHandle::new();
+    /// let result = pool.call_tool_with(
+    ///     "s",
+    ///     "long_job",
+    ///     serde_json::json!({}),
+    ///     CallOptions::new()
+    ///         .timeout(Duration::from_secs(30))
+    ///         .on_progress(|p| eprintln!("{} of {:?}", p.progress, p.total))
+    ///         .cancel_with(&cancel),
+    /// )?;
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
     pub fn call_tool_with(
         &self,
         server: &str,
@@ -426,7 +444,8 @@ impl Pool {
         })
     }
 
-    /// A live session of the server, for direct use. It stays in the pool: the reaper may
+    /// A live session of the server, for direct use (subscriptions, say). It stays in the
+    /// pool: the reaper may
     /// close it when idle or old, after which calls on it fail with `SessionClosed`.
     pub fn session(&self, server: &str) -> Result<Session, Error> {
         let slot = self.slot(server)?;
@@ -562,6 +581,24 @@ impl Pool {
 
     /// Calls many tools on one session without waiting between them; one result per call,
     /// in order. See [`batch_with`](Self::batch_with).
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+    /// use mcp_pool::ToolCall;
+    /// use serde_json::json;
+    ///
+    /// let calls = vec![
+    ///     ToolCall::new("echo", json!({"text": "a"})),
+    ///     ToolCall::new("echo", json!({"text": "b"})),
+    /// ];
+    /// for (call, result) in calls.iter().zip(pool.batch("s", &calls)) {
+    ///     match result {
+    ///         Ok(r) => println!("{}: {}", call.tool, r.text()),
+    ///         Err(e) => eprintln!("{}: {e}", call.tool),
+    ///     }
+    /// }
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
     pub fn batch(&self, server: &str, calls: &[ToolCall]) -> Vec<Result<CallToolResult, Error>> {
         self.batch_with(server, calls, None, |_, _| {})
     }
@@ -729,6 +766,15 @@ impl Pool {
     }
 
     /// A snapshot of the statistics, per server and in total.
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+    /// let stats = pool.stats();
+    /// let s = &stats.servers["s"];
+    /// println!("{} calls, {} hits, {} spawns, p99 {:?} ms", s.calls, s.hits, s.spawns, s.latency_ms.p99);
+    /// println!("{}", stats.to_json());
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
     pub fn stats(&self) -> PoolStats {
         let servers = self
             .inner
