@@ -296,11 +296,7 @@ impl Pool {
     /// Lists a server's tools, from the cache when it is still valid.
     pub fn list_tools(&self, server: &str) -> Result<Arc<Vec<Tool>>, Error> {
         let slot = self.slot(server)?;
-        if slot.settings.direct {
-            return self.direct(slot, CallOptions::new(), |s, opts| {
-                Ok(Arc::new(s.list_all("tools/list", "tools", opts)?))
-            });
-        }
+        // (A direct server has no live session, so nothing is cached and `run` goes direct.)
         if let Some(tools) = slot.cached_tools() {
             Counters::add(&slot.counters.list_cache_hits);
             return Ok(tools);
@@ -561,7 +557,11 @@ impl Pool {
                 let fetched = slot.acquire(&self.inner.core, deadline).and_then(|lease| {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let epoch = lease.session.tools_epoch();
-                    let tools = lease.session.list_tools_within(left)?;
+                    let tools = lease.session.list_all(
+                        "tools/list",
+                        "tools",
+                        CallOptions::new().timeout(left),
+                    )?;
                     Ok(slot.cache_tools(&lease.session, epoch, tools))
                 });
                 match fetched {

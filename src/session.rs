@@ -315,11 +315,6 @@ impl Session {
         self.list_all("tools/list", "tools", CallOptions::new())
     }
 
-    /// [`list_tools`](Self::list_tools) within a deadline for all pages.
-    pub(crate) fn list_tools_within(&self, timeout: Duration) -> Result<Vec<Tool>, Error> {
-        self.list_all("tools/list", "tools", CallOptions::new().timeout(timeout))
-    }
-
     /// Lists every resource (each as sent: `uri`, `name`, `mimeType`, ...).
     pub fn list_resources(&self) -> Result<Vec<Value>, Error> {
         self.list_all("resources/list", "resources", CallOptions::new())
@@ -524,11 +519,8 @@ impl Session {
                 )))
             }
         };
-        if let Some((reason, tail)) = shared.ended.get() {
-            return Err(Error::SessionClosed {
-                reason: reason.clone(),
-                stderr_tail: tail.clone(),
-            });
+        if shared.ended.get().is_some() {
+            return Err(self.closed_error());
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let envelope = shared.envelope.get();

@@ -94,7 +94,6 @@ pub(crate) struct Counters {
     pub misses: AtomicU64,
     pub spawns: AtomicU64,
     pub spawn_failures: AtomicU64,
-    pub timeouts: AtomicU64,
     pub retries: AtomicU64,
     pub crashes: AtomicU64,
     pub closed_idle: AtomicU64,
@@ -114,15 +113,13 @@ impl Counters {
 
     pub(crate) fn error(&self, kind: &'static str) {
         *self.errors.lock().entry(kind).or_default() += 1;
-        if kind == "timeout" {
-            Self::add(&self.timeouts);
-        }
     }
 
     pub(crate) fn snapshot(&self, gauges: Gauges) -> ServerStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let latency = self.latency.lock().clone();
         let handshake = self.handshake.lock().clone();
+        let errors = self.errors.lock().clone();
         ServerStats {
             calls: get(&self.calls),
             hits: get(&self.hits),
@@ -135,7 +132,7 @@ impl Counters {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
-            timeouts: get(&self.timeouts),
+            timeouts: errors.get("timeout").copied().unwrap_or(0),
             retries: get(&self.retries),
             crashes: get(&self.crashes),
             closed_idle: get(&self.closed_idle),

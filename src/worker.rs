@@ -384,7 +384,7 @@ impl Worker {
         &mut self,
         config: &ServerConfig,
     ) -> Result<(ServerDetails, Option<Map<String, Value>>), Error> {
-        let deadline = self.shared.started + config.start_timeout;
+        let deadline = self.start_deadline;
         let caps = client_capabilities(self.support);
         let client_info = json!({ "name": config.client_name, "version": config.client_version });
         let mut envelope = Map::new();
