@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use mcp_pool::{Error, Pool};
 
-#[path = "../../src/bin/mcp-fake-server.rs"]
+#[path = "../../src/bin/mcp-fake-server/main.rs"]
 #[allow(dead_code)] // its own `main` is not used here
 mod fake_server;
 mod modes; // the four ways of calling: `Pool::call_tool_direct`, `call_tool`, `batch_with`, threads

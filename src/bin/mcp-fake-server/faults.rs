@@ -1,0 +1,128 @@
+//! Tools and start-up behaviours that misbehave on purpose: answering late, twice, with a
+//! stray id or never; not reading stdin any more; crashing, killing itself, closing stdout;
+//! writing garbage, huge lines or floods of stderr.
+
+use serde_json::json;
+use std::io::{self, BufWriter, Write};
+use std::process;
+use std::thread;
+use std::time::Duration;
+
+use super::state::Shared;
+use super::tools::{arg_i64, arg_u64, bad_arg, error_result, ok, Call};
+use super::wire::Outcome;
+
+const MAX_OVERSIZE: u64 = 1 << 30;
+
+pub(super) fn tool_hang(_: &Shared, call: &Call) -> Outcome {
+    call.slot.sleep_until(None);
+    Ok(None)
+}
+
+pub(super) fn tool_late(shared: &Shared, call: &Call) -> Outcome {
+    // Ignores `notifications/cancelled`: the answer comes late, after the client gave up
+    // (sent here, since the dispatcher drops the answers of cancelled calls).
+    let ms = arg_u64(call, "ms", None)?;
+    thread::sleep(Duration::from_millis(ms));
+    shared.respond(&call.id, ok(&format!("late by {ms}")));
+    Ok(None)
+}
+
+pub(super) fn tool_stop_reading(_: &Shared, _: &Call) -> Outcome {
+    // Runs on the main loop: nothing more is read from stdin, ever.
+    loop {
+        thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+pub(super) fn tool_crash(_: &Shared, call: &Call) -> Outcome {
+    let code = arg_i64(call, "code", 3)?;
+    let code = i32::try_from(code).map_err(|_| bad_arg(call, "code", "a 32-bit integer"))?;
+    let after_ms = arg_u64(call, "after_ms", Some(0))?;
+    say!("crashing");
+    let die = move || {
+        thread::sleep(Duration::from_millis(after_ms));
+        process::exit(code)
+    };
+    if after_ms == 0 || thread::Builder::new().spawn(die).is_err() {
+        die();
+    }
+    Ok(None)
+}
+
+pub(super) fn tool_kill_self(_: &Shared, call: &Call) -> Outcome {
+    let signal = arg_i64(call, "signal", 9)?;
+    let signal = i32::try_from(signal).map_err(|_| bad_arg(call, "signal", "a signal number"))?;
+    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(libc::getpid(), signal) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        return Ok(Some(error_result(&format!("kill({signal}) failed: {err}"))));
+    }
+    thread::sleep(Duration::from_millis(100));
+    Ok(Some(error_result(&format!(
+        "signal {signal} did not terminate the process"
+    ))))
+}
+
+pub(super) fn tool_garbage(shared: &Shared, _: &Call) -> Outcome {
+    shared.emit(b"this is not json");
+    ok("ok")
+}
+
+pub(super) fn tool_oversize(_: &Shared, call: &Call) -> Outcome {
+    let bytes = arg_u64(call, "bytes", None)?;
+    if bytes > MAX_OVERSIZE {
+        return Err(bad_arg(call, "bytes", "at most 1 GiB"));
+    }
+    ok(&"x".repeat(usize::try_from(bytes).unwrap_or(0)))
+}
+
+/// Writes exactly `bytes` bytes of ~100-character lines to stderr.
+pub(super) fn flood_stderr(bytes: u64) {
+    let mut err = BufWriter::with_capacity(64 * 1024, io::stderr().lock());
+    let mut left = bytes;
+    let mut n = 0u64;
+    while left > 0 {
+        let mut line = format!("fake-server: stderr flood line {n:08} ");
+        let len = usize::try_from(left.min(100)).unwrap_or(100);
+        line.truncate(len - 1);
+        while line.len() < len - 1 {
+            line.push('.');
+        }
+        line.push('\n');
+        if err.write_all(line.as_bytes()).is_err() {
+            return;
+        }
+        left -= len as u64;
+        n += 1;
+    }
+    let _ = err.flush();
+}
+
+pub(super) fn tool_stderr_flood(_: &Shared, call: &Call) -> Outcome {
+    flood_stderr(arg_u64(call, "bytes", None)?);
+    ok("flooded")
+}
+
+pub(super) fn tool_wrong_id(shared: &Shared, _: &Call) -> Outcome {
+    shared.respond(&json!(999_999), ok("wrong id"));
+    ok("ok")
+}
+
+pub(super) fn tool_duplicate_id(shared: &Shared, call: &Call) -> Outcome {
+    shared.respond(&call.id, ok("ok"));
+    ok("ok")
+}
+
+pub(super) fn tool_exit_stdout(shared: &Shared, _: &Call) -> Outcome {
+    shared.close_stdout();
+    let exit_later = || {
+        thread::sleep(Duration::from_secs(5));
+        process::exit(0)
+    };
+    if thread::Builder::new().spawn(exit_later).is_err() {
+        exit_later();
+    }
+    Ok(None)
+}

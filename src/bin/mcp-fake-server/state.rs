@@ -1,0 +1,172 @@
+//! State shared between the main loop and the tool threads: the cancellation flag and reply
+//! mailbox of each call in flight, the server's own requests awaiting an answer, the count of
+//! running tool threads, per-process counters and subscriptions, and the `--record` file.
+
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::process;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::wire::Output;
+use super::Config;
+
+/// Locks a mutex, ignoring poisoning (a panicking thread must not take the server down).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Cancellation flag plus a mailbox for one awaited client response; threads wait on it.
+#[derive(Default)]
+pub(super) struct Slot {
+    state: Mutex<SlotState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    cancelled: bool,
+    reply: Option<Value>,
+}
+
+impl Slot {
+    pub(super) fn cancel(&self) {
+        lock(&self.state).cancelled = true;
+        self.cv.notify_all();
+    }
+
+    pub(super) fn deliver(&self, message: Value) {
+        lock(&self.state).reply = Some(message);
+        self.cv.notify_all();
+    }
+
+    pub(super) fn is_cancelled(&self) -> bool {
+        lock(&self.state).cancelled
+    }
+
+    /// Waits until `deadline` (forever if `None`). Returns false if cancelled first.
+    pub(super) fn sleep_until(&self, deadline: Option<Instant>) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if st.cancelled {
+                return false;
+            }
+            st = match deadline {
+                None => self.cv.wait(st).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return true;
+                    }
+                    match self.cv.wait_timeout(st, d - now) {
+                        Ok((g, _)) => g,
+                        Err(e) => e.into_inner().0,
+                    }
+                }
+            };
+        }
+    }
+
+    /// Waits for a delivered response message; `None` if cancelled first.
+    pub(super) fn wait_reply(&self) -> Option<Value> {
+        let mut st = lock(&self.state);
+        loop {
+            if st.cancelled {
+                return None;
+            }
+            if let Some(v) = st.reply.take() {
+                return Some(v);
+            }
+            st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// State shared between the main loop and the tool threads.
+pub(super) struct Shared {
+    pub(super) cfg: Config,
+    pub(super) out: Mutex<Output>,
+    record: Option<Mutex<File>>,
+    /// Server-to-client requests awaiting a response, by our own integer id.
+    pub(super) pending: Mutex<HashMap<u64, Arc<Slot>>>,
+    pub(super) next_server_id: AtomicU64,
+    /// Threaded client requests in flight, keyed by the JSON text of their id.
+    pub(super) inflight: Mutex<HashMap<String, Arc<Slot>>>,
+    active: Mutex<usize>,
+    active_cv: Condvar,
+    pub(super) counter: AtomicU64,
+    pub(super) added_tools: AtomicUsize,
+    pub(super) subscriptions: Mutex<HashSet<String>>,
+    /// Minimum level index set by `logging/setLevel` (None = send everything).
+    pub(super) log_level: Mutex<Option<usize>>,
+}
+
+impl Shared {
+    pub(super) fn new(cfg: Config, record: Option<Mutex<File>>) -> Self {
+        Shared {
+            out: Mutex::new(Output::new(&cfg)),
+            cfg,
+            record,
+            pending: Mutex::new(HashMap::new()),
+            next_server_id: AtomicU64::new(0),
+            inflight: Mutex::new(HashMap::new()),
+            active: Mutex::new(0),
+            active_cv: Condvar::new(),
+            counter: AtomicU64::new(0),
+            added_tools: AtomicUsize::new(0),
+            subscriptions: Mutex::new(HashSet::new()),
+            log_level: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn record(&self, name: &str, args: &Map<String, Value>) {
+        let Some(file) = &self.record else { return };
+        let line = format!(
+            "{{\"tool\":{},\"arguments\":{},\"pid\":{}}}\n",
+            serde_json::to_string(name).unwrap_or_default(),
+            serde_json::to_string(args).unwrap_or_else(|_| "{}".into()),
+            process::id()
+        );
+        let mut f = lock(file);
+        if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.flush()) {
+            say!("fake-server: cannot write the record file: {e}");
+        }
+    }
+
+    /// Waits until no tool thread is running, or at most `timeout`.
+    pub(super) fn wait_for_tools(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut active = lock(&self.active);
+        while *active > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            active = match self.active_cv.wait_timeout(active, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+}
+
+/// Counts a running tool thread; decrements on drop (also when spawning fails).
+pub(super) struct ActiveGuard(pub(super) Arc<Shared>);
+
+impl ActiveGuard {
+    pub(super) fn new(shared: &Arc<Shared>) -> Self {
+        *lock(&shared.active) += 1;
+        ActiveGuard(Arc::clone(shared))
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut n = lock(&self.0.active);
+        *n = n.saturating_sub(1);
+        self.0.active_cv.notify_all();
+    }
+}
