@@ -1,10 +1,11 @@
 //! Tools and start-up behaviours that misbehave on purpose: answering late, twice, with a
 //! stray id or never; not reading stdin any more; crashing, killing itself, closing stdout;
-//! writing garbage, huge lines or floods of stderr.
+//! writing garbage, huge lines or floods of stderr; leaving helper processes behind.
 
 use serde_json::json;
 use std::io::{self, BufWriter, Write};
-use std::process;
+use std::os::unix::process::CommandExt;
+use std::process::{self, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -125,4 +126,33 @@ pub(super) fn tool_exit_stdout(shared: &Shared, _: &Call) -> Outcome {
         exit_later();
     }
     Ok(None)
+}
+
+/// The `sleep 1000` helper processes the server can leave behind.
+#[derive(Clone, Copy)]
+pub(super) enum Sleeper {
+    /// In the server's process group, stdio to /dev/null (`--spawn-grandchild`).
+    Quiet,
+    /// In the server's process group, with the server's stdout and stderr: the pipes stay
+    /// open after the server dies (`--grandchild-holds-stdout`).
+    HoldsOutput,
+}
+
+/// Spawns `sleep 1000` (stdin from /dev/null) and returns its pid; it is never waited for.
+/// Its SIGTERM disposition is the default one, even when the server ignores SIGTERM.
+pub(super) fn spawn_sleeper(kind: Sleeper) -> io::Result<u32> {
+    let mut command = Command::new("sleep");
+    command.arg("1000").stdin(Stdio::null());
+    if let Sleeper::Quiet = kind {
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    // SAFETY: the hook runs in the forked child before exec and only calls signal(2), which
+    // is async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    command.spawn().map(|child| child.id())
 }

@@ -42,6 +42,7 @@
 //! | `--ignore-stdin-eof` | on stdin EOF do not exit: ignore SIGTERM and sleep forever (needs SIGKILL) |
 //! | `--ignore-sigterm` | ignore SIGTERM from the start (still exits on stdin EOF) |
 //! | `--spawn-grandchild` | spawn `sleep 1000` (stdio to /dev/null, same process group); stderr `grandchild pid N` |
+//! | `--grandchild-holds-stdout` | spawn `sleep 1000` (same process group) with the server's stdout and stderr, so the pipes stay open after the server dies; stderr `grandchild pid N` |
 //! | `--record FILE` | append `{"tool":NAME,"arguments":ARGS,"pid":PID}` per `tools/call` to FILE, before the tool runs (`ARGS` is `{}` when absent) |
 //! | `--verbose` | log one stderr line per message handled |
 //! | `--help` | usage on stderr, exit 0. Unknown or malformed flags: usage on stderr, exit 2. `--flag=value` also works |
@@ -113,7 +114,7 @@
 //! `tools.rs` (the tool table and the well-behaved tools), `faults.rs` (the misbehaving ones).
 
 use std::fs::OpenOptions;
-use std::process::{self, Command, Stdio};
+use std::process;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -136,7 +137,7 @@ mod tools;
 mod wire;
 
 use dispatch::Server;
-use faults::flood_stderr;
+use faults::{flood_stderr, spawn_sleeper, Sleeper};
 use state::Shared;
 use wire::LineReader;
 
@@ -145,7 +146,7 @@ const USAGE: &str =
   [--page-size N] [--cursor-loop] [--extra-tools N] [--slow-start-ms N]
   [--exit-during-handshake CODE] [--hang-handshake] [--stderr-at-start BYTES] [--banner]
   [--crlf] [--bom] [--ignore-stdin-eof] [--ignore-sigterm] [--spawn-grandchild]
-  [--record FILE] [--verbose] [--help]";
+  [--grandchild-holds-stdout] [--record FILE] [--verbose] [--help]";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -176,6 +177,7 @@ struct Config {
     ignore_stdin_eof: bool,
     ignore_sigterm: bool,
     spawn_grandchild: bool,
+    grandchild_holds_stdout: bool,
     record: Option<String>,
     verbose: bool,
 }
@@ -238,6 +240,7 @@ impl Config {
                 "--ignore-stdin-eof" => switch(&mut cfg.ignore_stdin_eof)?,
                 "--ignore-sigterm" => switch(&mut cfg.ignore_sigterm)?,
                 "--spawn-grandchild" => switch(&mut cfg.spawn_grandchild)?,
+                "--grandchild-holds-stdout" => switch(&mut cfg.grandchild_holds_stdout)?,
                 "--verbose" => switch(&mut cfg.verbose)?,
                 "--help" | "-h" => return Err(ArgsError::Help),
                 _ => return Err(ArgsError::Bad(format!("unknown argument '{flag}'"))),
@@ -281,18 +284,12 @@ pub fn main_with_args(args: impl Iterator<Item = std::ffi::OsString>) {
             }
         }
     });
+    // Spawned before SIGTERM is ignored (helpers reset it to the default disposition anyway).
     if cfg.spawn_grandchild {
-        // Spawned before SIGTERM is ignored, so the grandchild keeps the default disposition.
-        let child = Command::new("sleep")
-            .arg("1000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        match child {
-            Ok(child) => say!("grandchild pid {}", child.id()),
-            Err(e) => say!("fake-server: cannot spawn the grandchild: {e}"),
-        }
+        start_helper("grandchild", Sleeper::Quiet);
+    }
+    if cfg.grandchild_holds_stdout {
+        start_helper("grandchild", Sleeper::HoldsOutput);
     }
     if cfg.ignore_sigterm {
         // SAFETY: installing SIG_IGN for SIGTERM has no memory-safety preconditions.
@@ -311,6 +308,14 @@ pub fn main_with_args(args: impl Iterator<Item = std::ffi::OsString>) {
         shared.emit(b"fake server banner");
     }
     serve(Server::new(shared))
+}
+
+/// Spawns a `sleep 1000` helper and names it on stderr: `grandchild pid N`, `daemon pid N`.
+fn start_helper(what: &str, kind: Sleeper) {
+    match spawn_sleeper(kind) {
+        Ok(pid) => say!("{what} pid {pid}"),
+        Err(e) => say!("fake-server: cannot spawn the {what}: {e}"),
+    }
 }
 
 /// The main loop: one line at a time, until stdin ends.
