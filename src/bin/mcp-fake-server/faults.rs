@@ -136,6 +136,9 @@ pub(super) enum Sleeper {
     /// In the server's process group, with the server's stdout and stderr: the pipes stay
     /// open after the server dies (`--grandchild-holds-stdout`).
     HoldsOutput,
+    /// In a session and process group of its own (`setsid()`), with the server's stdout and
+    /// stderr (`--daemon`).
+    Daemon,
 }
 
 /// Spawns `sleep 1000` (stdin from /dev/null) and returns its pid; it is never waited for.
@@ -146,11 +149,15 @@ pub(super) fn spawn_sleeper(kind: Sleeper) -> io::Result<u32> {
     if let Sleeper::Quiet = kind {
         command.stdout(Stdio::null()).stderr(Stdio::null());
     }
-    // SAFETY: the hook runs in the forked child before exec and only calls signal(2), which
-    // is async-signal-safe; it touches no memory shared with the parent.
+    let new_session = matches!(kind, Sleeper::Daemon);
+    // SAFETY: the hook runs in the forked child before exec and only calls signal(2) and
+    // setsid(2), both async-signal-safe; it touches no memory shared with the parent.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            if new_session && libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
             Ok(())
         });
     }

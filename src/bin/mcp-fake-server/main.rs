@@ -43,6 +43,7 @@
 //! | `--ignore-sigterm` | ignore SIGTERM from the start (still exits on stdin EOF) |
 //! | `--spawn-grandchild` | spawn `sleep 1000` (stdio to /dev/null, same process group); stderr `grandchild pid N` |
 //! | `--grandchild-holds-stdout` | spawn `sleep 1000` (same process group) with the server's stdout and stderr, so the pipes stay open after the server dies; stderr `grandchild pid N` |
+//! | `--daemon` | spawn a daemon `sleep 1000` that leaves the process group and session (`setsid()`) and has the server's stdout and stderr; stderr `daemon pid N` |
 //! | `--record FILE` | append `{"tool":NAME,"arguments":ARGS,"pid":PID}` per `tools/call` to FILE, before the tool runs (`ARGS` is `{}` when absent) |
 //! | `--verbose` | log one stderr line per message handled |
 //! | `--help` | usage on stderr, exit 0. Unknown or malformed flags: usage on stderr, exit 2. `--flag=value` also works |
@@ -103,8 +104,9 @@
 //! | `cwd` | — | current directory |
 //! | `client_caps` | — | JSON `{generation, protocolVersion, capabilities, clientInfo}` the server holds for this request |
 //!
-//! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `crashing`,
-//! `dying in handshake`, `cancelled ID`; other diagnostics start with `fake-server: `.
+//! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `daemon pid N`,
+//! `crashing`, `dying in handshake`, `cancelled ID`; other diagnostics start with
+//! `fake-server: `.
 //!
 //! # Source layout
 //!
@@ -146,7 +148,7 @@ const USAGE: &str =
   [--page-size N] [--cursor-loop] [--extra-tools N] [--slow-start-ms N]
   [--exit-during-handshake CODE] [--hang-handshake] [--stderr-at-start BYTES] [--banner]
   [--crlf] [--bom] [--ignore-stdin-eof] [--ignore-sigterm] [--spawn-grandchild]
-  [--grandchild-holds-stdout] [--record FILE] [--verbose] [--help]";
+  [--grandchild-holds-stdout] [--daemon] [--record FILE] [--verbose] [--help]";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -178,6 +180,7 @@ struct Config {
     ignore_sigterm: bool,
     spawn_grandchild: bool,
     grandchild_holds_stdout: bool,
+    daemon: bool,
     record: Option<String>,
     verbose: bool,
 }
@@ -241,6 +244,7 @@ impl Config {
                 "--ignore-sigterm" => switch(&mut cfg.ignore_sigterm)?,
                 "--spawn-grandchild" => switch(&mut cfg.spawn_grandchild)?,
                 "--grandchild-holds-stdout" => switch(&mut cfg.grandchild_holds_stdout)?,
+                "--daemon" => switch(&mut cfg.daemon)?,
                 "--verbose" => switch(&mut cfg.verbose)?,
                 "--help" | "-h" => return Err(ArgsError::Help),
                 _ => return Err(ArgsError::Bad(format!("unknown argument '{flag}'"))),
@@ -290,6 +294,9 @@ pub fn main_with_args(args: impl Iterator<Item = std::ffi::OsString>) {
     }
     if cfg.grandchild_holds_stdout {
         start_helper("grandchild", Sleeper::HoldsOutput);
+    }
+    if cfg.daemon {
+        start_helper("daemon", Sleeper::Daemon);
     }
     if cfg.ignore_sigterm {
         // SAFETY: installing SIG_IGN for SIGTERM has no memory-safety preconditions.
