@@ -128,10 +128,18 @@ pub(super) fn tool_exit_stdout(shared: &Shared, _: &Call) -> Outcome {
     Ok(None)
 }
 
+pub(super) fn tool_spawn_background(_: &Shared, _: &Call) -> Outcome {
+    match spawn_sleeper(Sleeper::Quiet) {
+        Ok(pid) => ok(&pid.to_string()),
+        Err(e) => Ok(Some(error_result(&format!("cannot spawn sleep: {e}")))),
+    }
+}
+
 /// The `sleep 1000` helper processes the server can leave behind.
 #[derive(Clone, Copy)]
 pub(super) enum Sleeper {
-    /// In the server's process group, stdio to /dev/null (`--spawn-grandchild`).
+    /// In the server's process group, stdio to /dev/null (`--spawn-grandchild`, and
+    /// `spawn_background` like a shell's background job).
     Quiet,
     /// In the server's process group, with the server's stdout and stderr: the pipes stay
     /// open after the server dies (`--grandchild-holds-stdout`).

@@ -103,6 +103,7 @@
 //! | `env` | `name` | the env var's value or `<unset>` |
 //! | `cwd` | — | current directory |
 //! | `client_caps` | — | JSON `{generation, protocolVersion, capabilities, clientInfo}` the server holds for this request |
+//! | `spawn_background` | — | spawns `sleep 1000` in the server's process group with stdio to /dev/null (like a shell's background job; never waited for, default SIGTERM disposition); text = its pid in decimal |
 //!
 //! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `daemon pid N`,
 //! `crashing`, `dying in handshake`, `cancelled ID`; other diagnostics start with

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use super::dispatch::{ClientCtx, Generation, LOG_LEVELS};
 use super::faults::{
     tool_crash, tool_duplicate_id, tool_exit_stdout, tool_garbage, tool_hang, tool_kill_self,
-    tool_late, tool_oversize, tool_stderr_flood, tool_stop_reading, tool_wrong_id,
+    tool_late, tool_oversize, tool_spawn_background, tool_stderr_flood, tool_stop_reading,
+    tool_wrong_id,
 };
 use super::state::{lock, Shared, Slot};
 use super::wire::{invalid_params, Outcome, RpcError};
@@ -190,6 +191,8 @@ static TOOLS: &[ToolDef] = &[
     tool!("env" => tool_env, Plain, "Returns an environment variable.", [req("name", "string")]),
     tool!("cwd" => tool_cwd, Plain, "Returns the current directory.", []),
     tool!("client_caps" => tool_client_caps, Plain, "What the server knows of the client.", []),
+    tool!("spawn_background" => tool_spawn_background, Plain,
+        "Spawns `sleep 1000` in the server's process group; answers its pid.", []),
 ];
 
 /// The tools of `tools/list`: the table, then `extra_*`, then `added_*`.
