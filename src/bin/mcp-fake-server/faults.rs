@@ -36,6 +36,14 @@ pub(super) fn tool_stop_reading(_: &Shared, _: &Call) -> Outcome {
     }
 }
 
+pub(super) fn tool_block(_: &Shared, call: &Call) -> Outcome {
+    // Runs on the main loop, like a single-threaded server stuck in a long tool call:
+    // meanwhile nothing is read from stdin and no request is answered.
+    let ms = arg_u64(call, "ms", None)?;
+    thread::sleep(Duration::from_millis(ms));
+    ok(&format!("blocked {ms}"))
+}
+
 pub(super) fn tool_crash(_: &Shared, call: &Call) -> Outcome {
     let code = arg_i64(call, "code", 3)?;
     let code = i32::try_from(code).map_err(|_| bad_arg(call, "code", "a 32-bit integer"))?;

@@ -104,6 +104,7 @@
 //! | `cwd` | — | current directory |
 //! | `client_caps` | — | JSON `{generation, protocolVersion, capabilities, clientInfo}` the server holds for this request |
 //! | `spawn_background` | — | spawns `sleep 1000` in the server's process group with stdio to /dev/null (like a shell's background job; never waited for, default SIGTERM disposition); text = its pid in decimal |
+//! | `block` | `ms` | runs on the main loop (not a thread): for `ms` ms nothing is read from stdin and nothing answered (tool threads already running still answer), like a single-threaded server stuck in a long call; then text `blocked MS` (destructiveHint: not safe to repeat) |
 //!
 //! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `daemon pid N`,
 //! `crashing`, `dying in handshake`, `cancelled ID`; other diagnostics start with

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::{ClientCtx, Generation, LOG_LEVELS};
 use super::faults::{
-    tool_crash, tool_duplicate_id, tool_exit_stdout, tool_garbage, tool_hang, tool_kill_self,
-    tool_late, tool_oversize, tool_spawn_background, tool_stderr_flood, tool_stop_reading,
-    tool_wrong_id,
+    tool_block, tool_crash, tool_duplicate_id, tool_exit_stdout, tool_garbage, tool_hang,
+    tool_kill_self, tool_late, tool_oversize, tool_spawn_background, tool_stderr_flood,
+    tool_stop_reading, tool_wrong_id,
 };
 use super::state::{lock, Shared, Slot};
 use super::wire::{invalid_params, Outcome, RpcError};
@@ -193,6 +193,8 @@ static TOOLS: &[ToolDef] = &[
     tool!("client_caps" => tool_client_caps, Plain, "What the server knows of the client.", []),
     tool!("spawn_background" => tool_spawn_background, Plain,
         "Spawns `sleep 1000` in the server's process group; answers its pid.", []),
+    tool!("block" => tool_block, Destructive, "Blocks the main loop for `ms`.",
+        [req("ms", "integer")]),
 ];
 
 /// The tools of `tools/list`: the table, then `extra_*`, then `added_*`.
