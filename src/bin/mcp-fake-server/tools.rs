@@ -195,6 +195,8 @@ static TOOLS: &[ToolDef] = &[
         "Spawns `sleep 1000` in the server's process group; answers its pid.", []),
     tool!("block" => tool_block, Destructive, "Blocks the main loop for `ms`.",
         [req("ms", "integer")]),
+    tool!("progress_burst" => tool_progress_burst, Plain,
+        "Sends `steps` progress reports right before its answer.", [req("steps", "integer")]),
 ];
 
 /// The tools of `tools/list`: the table, then `extra_*`, then `added_*`.
@@ -352,6 +354,21 @@ fn tool_sleep(shared: &Shared, call: &Call) -> Outcome {
         return Ok(None);
     }
     ok(&format!("slept {ms}"))
+}
+
+fn tool_progress_burst(shared: &Shared, call: &Call) -> Outcome {
+    // On the main loop: the reports go out back to back, immediately followed by the answer.
+    let steps = arg_u64(call, "steps", None)?;
+    if let Some(token) = &call.progress_token {
+        for i in 1..=steps {
+            shared.notify(
+                "notifications/progress",
+                json!({"progressToken": token, "progress": i, "total": steps,
+                       "message": format!("step {i}")}),
+            );
+        }
+    }
+    ok(&format!("burst {steps}"))
 }
 
 /// Shared body of the ask_* tools: text is the JSON of the result, or of the error object.
