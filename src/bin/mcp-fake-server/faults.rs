@@ -30,10 +30,59 @@ pub(super) fn tool_late(shared: &Shared, call: &Call) -> Outcome {
 }
 
 pub(super) fn tool_stop_reading(_: &Shared, _: &Call) -> Outcome {
-    // Runs on the main loop: nothing more is read from stdin, ever.
+    stop_reading()
+}
+
+/// Called on the main loop: nothing more is read from stdin, ever.
+fn stop_reading() -> ! {
     loop {
         thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// The characters of `flood_requests` ids, base-62 digits: none needs escaping in JSON.
+const ID_DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+pub(super) fn tool_flood_requests(shared: &Shared, call: &Call) -> Outcome {
+    let count = arg_u64(call, "count", None)?;
+    let length = |name: &str| -> Result<usize, _> {
+        let n = arg_u64(call, name, None)?;
+        match usize::try_from(n) {
+            Ok(n) if n as u64 <= MAX_OVERSIZE => Ok(n),
+            _ => Err(bad_arg(call, name, "at most 1 GiB")),
+        }
+    };
+    let (id_len, method_len) = (length("id_bytes")?, length("method_bytes")?);
+    // Ids are `count` distinct numbers written in `id_len` base-62 digits.
+    let distinct = u32::try_from(id_len)
+        .ok()
+        .and_then(|n| 62u64.checked_pow(n))
+        .unwrap_or(u64::MAX);
+    if count > distinct {
+        return Err(bad_arg(
+            call,
+            "id_bytes",
+            "long enough for `count` distinct ids",
+        ));
+    }
+    let mut line = Vec::with_capacity(id_len + method_len + 40);
+    line.extend_from_slice(br#"{"jsonrpc":"2.0","id":""#);
+    let id_end = line.len() + id_len;
+    line.resize(id_end, b'0');
+    line.extend_from_slice(br#"","method":""#);
+    line.resize(line.len() + method_len, b'm');
+    line.extend_from_slice(br#""}"#);
+    for i in 0..count {
+        // i only grows, so the digits left of i's own are still the '0' padding.
+        let (mut n, mut at) = (i, id_end);
+        while n > 0 {
+            at -= 1;
+            line[at] = ID_DIGITS[(n % 62) as usize];
+            n /= 62;
+        }
+        shared.emit(&line);
+    }
+    stop_reading()
 }
 
 pub(super) fn tool_block(_: &Shared, call: &Call) -> Outcome {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::{ClientCtx, Generation, LOG_LEVELS};
 use super::faults::{
-    tool_block, tool_crash, tool_duplicate_id, tool_exit_stdout, tool_garbage, tool_hang,
-    tool_kill_self, tool_late, tool_oversize, tool_spawn_background, tool_stderr_flood,
+    tool_block, tool_crash, tool_duplicate_id, tool_exit_stdout, tool_flood_requests, tool_garbage,
+    tool_hang, tool_kill_self, tool_late, tool_oversize, tool_spawn_background, tool_stderr_flood,
     tool_stop_reading, tool_wrong_id,
 };
 use super::state::{lock, Shared, Slot};
@@ -197,6 +197,9 @@ static TOOLS: &[ToolDef] = &[
         [req("ms", "integer")]),
     tool!("progress_burst" => tool_progress_burst, Plain,
         "Sends `steps` progress reports right before its answer.", [req("steps", "integer")]),
+    tool!("flood_requests" => tool_flood_requests, Plain,
+        "Sends `count` requests to the client, then stops reading stdin; no answer.",
+        [req("count", "integer"), req("id_bytes", "integer"), req("method_bytes", "integer")]),
 ];
 
 /// The tools of `tools/list`: the table, then `extra_*`, then `added_*`.
