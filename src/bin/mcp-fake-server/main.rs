@@ -107,6 +107,7 @@
 //! | `block` | `ms` | runs on the main loop (not a thread): for `ms` ms nothing is read from stdin and nothing answered (tool threads already running still answer), like a single-threaded server stuck in a long call; then text `blocked MS` (destructiveHint: not safe to repeat) |
 //! | `progress_burst` | `steps` | with `_meta.progressToken`, writes `steps` `notifications/progress` `{progressToken, progress:i, total:steps, message:"step i"}` (i = 1..=steps) back to back from the main loop, immediately followed by the answer, text `burst STEPS` (without a token: just the answer) |
 //! | `flood_requests` | `count`, `id_bytes`, `method_bytes` | writes `count` requests `{"jsonrpc":"2.0","id":ID,"method":M}` to stdout, ids distinct strings of `id_bytes` base-62 digits (`0…0`, `0…1`, …; -32602 if `62^id_bytes < count`), methods `method_bytes` `m` characters (each length at most 1 GiB); then, like `stop_reading`, never reads stdin again; no answer |
+//! | `blob` | `bytes` | as `oversize` (text of `bytes` `x` characters, at most 1 GiB), annotated readOnlyHint; for message-size benchmarks |
 //!
 //! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `daemon pid N`,
 //! `crashing`, `dying in handshake`, `cancelled ID`; other diagnostics start with

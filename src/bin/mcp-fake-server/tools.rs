@@ -200,6 +200,8 @@ static TOOLS: &[ToolDef] = &[
     tool!("flood_requests" => tool_flood_requests, Plain,
         "Sends `count` requests to the client, then stops reading stdin; no answer.",
         [req("count", "integer"), req("id_bytes", "integer"), req("method_bytes", "integer")]),
+    tool!("blob" => tool_oversize, ReadOnly, "Answers `bytes` x characters (read-only).",
+        [req("bytes", "integer")]),
 ];
 
 /// The tools of `tools/list`: the table, then `extra_*`, then `added_*`.
