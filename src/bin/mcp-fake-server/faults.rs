@@ -6,12 +6,13 @@ use serde_json::json;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{self, Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use super::state::Shared;
+use super::state::{lock, Shared};
 use super::tools::{arg_i64, arg_u64, bad_arg, error_result, ok, Call};
-use super::wire::Outcome;
+use super::wire::{encode, response, Outcome};
 
 const MAX_OVERSIZE: u64 = 1 << 30;
 
@@ -93,17 +94,32 @@ pub(super) fn tool_block(_: &Shared, call: &Call) -> Outcome {
     ok(&format!("blocked {ms}"))
 }
 
-pub(super) fn tool_crash(_: &Shared, call: &Call) -> Outcome {
+pub(super) fn tool_crash(shared: &Shared, call: &Call) -> Outcome {
     let code = arg_i64(call, "code", 3)?;
     let code = i32::try_from(code).map_err(|_| bad_arg(call, "code", "a 32-bit integer"))?;
     let after_ms = arg_u64(call, "after_ms", Some(0))?;
     say!("crashing");
-    let die = move || {
-        thread::sleep(Duration::from_millis(after_ms));
-        process::exit(code)
+    // --answer-after-exit: the answer is written and flushed right before the exit (holding the
+    // writer, so it is the last line), so it is in the pipe when the process is gone.
+    let last_words = if shared.cfg.answer_after_exit {
+        encode(&response(&call.id, error_result("crashed")))
+    } else {
+        None
     };
-    if after_ms == 0 || thread::Builder::new().spawn(die).is_err() {
-        die();
+    let die = || {
+        let (out, last_words) = (Arc::clone(&shared.out), last_words.clone());
+        move || {
+            thread::sleep(Duration::from_millis(after_ms));
+            let _held = last_words.map(|line| {
+                let mut out = lock(&out);
+                out.emit(&line);
+                out
+            });
+            process::exit(code)
+        }
+    };
+    if after_ms == 0 || thread::Builder::new().spawn(die()).is_err() {
+        die()();
     }
     Ok(None)
 }

@@ -44,6 +44,7 @@
 //! | `--spawn-grandchild` | spawn `sleep 1000` (stdio to /dev/null, same process group); stderr `grandchild pid N` |
 //! | `--grandchild-holds-stdout` | spawn `sleep 1000` (same process group) with the server's stdout and stderr, so the pipes stay open after the server dies; stderr `grandchild pid N` |
 //! | `--daemon` | spawn a daemon `sleep 1000` that leaves the process group and session (`setsid()`) and has the server's stdout and stderr; stderr `daemon pid N` |
+//! | `--answer-after-exit` | on `crash`: write its answer (`isError: true`, text `crashed`) to stdout and flush, then exit, so the response is in the pipe when the process is gone (with `after_ms`, the answer is written just before the delayed exit) |
 //! | `--record FILE` | append `{"tool":NAME,"arguments":ARGS,"pid":PID}` per `tools/call` to FILE, before the tool runs (`ARGS` is `{}` when absent) |
 //! | `--verbose` | log one stderr line per message handled |
 //! | `--help` | usage on stderr, exit 0. Unknown or malformed flags: usage on stderr, exit 2. `--flag=value` also works |
@@ -82,7 +83,7 @@
 //! | `late` *thread* | `ms` | sleeps `ms` ignoring `notifications/cancelled`, then answers `late by MS` (a late response) |
 //! | `stop_reading` | — | the main loop sleeps forever: stdin is never read again (its pipe fills up); no answer |
 //! | `hang` *thread* | — | never answers (until cancelled) |
-//! | `crash` | `code?` (3), `after_ms?` (0) | stderr `crashing`, exits with code after after_ms (other requests are served meanwhile); no answer |
+//! | `crash` | `code?` (3), `after_ms?` (0) | stderr `crashing`, exits with code after after_ms (other requests are served meanwhile); no answer (see `--answer-after-exit`) |
 //! | `kill_self` | `signal?` (9) | kills itself with that signal; if it survives, isError result |
 //! | `garbage` | — | writes the line `this is not json`, then text `ok` |
 //! | `oversize` | `bytes` | text of `bytes` `x` characters (at most 1 GiB) |
@@ -153,7 +154,8 @@ const USAGE: &str =
   [--page-size N] [--cursor-loop] [--extra-tools N] [--slow-start-ms N]
   [--exit-during-handshake CODE] [--hang-handshake] [--stderr-at-start BYTES] [--banner]
   [--crlf] [--bom] [--ignore-stdin-eof] [--ignore-sigterm] [--spawn-grandchild]
-  [--grandchild-holds-stdout] [--daemon] [--record FILE] [--verbose] [--help]";
+  [--grandchild-holds-stdout] [--daemon] [--answer-after-exit] [--record FILE] [--verbose]
+  [--help]";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -186,6 +188,7 @@ struct Config {
     spawn_grandchild: bool,
     grandchild_holds_stdout: bool,
     daemon: bool,
+    answer_after_exit: bool,
     record: Option<String>,
     verbose: bool,
 }
@@ -250,6 +253,7 @@ impl Config {
                 "--spawn-grandchild" => switch(&mut cfg.spawn_grandchild)?,
                 "--grandchild-holds-stdout" => switch(&mut cfg.grandchild_holds_stdout)?,
                 "--daemon" => switch(&mut cfg.daemon)?,
+                "--answer-after-exit" => switch(&mut cfg.answer_after_exit)?,
                 "--verbose" => switch(&mut cfg.verbose)?,
                 "--help" | "-h" => return Err(ArgsError::Help),
                 _ => return Err(ArgsError::Bad(format!("unknown argument '{flag}'"))),

@@ -88,7 +88,8 @@ impl Slot {
 /// State shared between the main loop and the tool threads.
 pub(super) struct Shared {
     pub(super) cfg: Config,
-    pub(super) out: Mutex<Output>,
+    /// Shared with the thread of a delayed `crash`, which may write its last words.
+    pub(super) out: Arc<Mutex<Output>>,
     record: Option<Mutex<File>>,
     /// Server-to-client requests awaiting a response, by our own integer id.
     pub(super) pending: Mutex<HashMap<u64, Arc<Slot>>>,
@@ -107,7 +108,7 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn new(cfg: Config, record: Option<Mutex<File>>) -> Self {
         Shared {
-            out: Mutex::new(Output::new(&cfg)),
+            out: Arc::new(Mutex::new(Output::new(&cfg))),
             cfg,
             record,
             pending: Mutex::new(HashMap::new()),

@@ -113,36 +113,55 @@ impl Output {
             eol: if cfg.crlf { b"\r\n" } else { b"\n" },
         }
     }
+
+    /// Writes one full line (terminator added here) with a single write, then flushes.
+    pub(super) fn emit(&mut self, body: &[u8]) {
+        if self.closed {
+            return;
+        }
+        let mut line = Vec::with_capacity(body.len() + 5);
+        if self.bom_pending {
+            self.bom_pending = false;
+            line.extend_from_slice(b"\xEF\xBB\xBF");
+        }
+        line.extend_from_slice(body);
+        line.extend_from_slice(self.eol);
+        let _ = self.w.write_all(&line);
+        let _ = self.w.flush();
+    }
+}
+
+/// The JSON text of a message; `None` (and a stderr line) if it cannot be serialized.
+pub(super) fn encode(message: &Value) -> Option<Vec<u8>> {
+    match serde_json::to_vec(message) {
+        Ok(body) => Some(body),
+        Err(e) => {
+            say!("fake-server: cannot serialize a message: {e}");
+            None
+        }
+    }
+}
+
+/// A JSON-RPC response carrying `result`.
+pub(super) fn response(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
 impl Shared {
     /// Writes one full line (terminator added here) with a single write, then flushes.
     pub(super) fn emit(&self, body: &[u8]) {
-        let mut out = lock(&self.out);
-        if out.closed {
-            return;
-        }
-        let mut line = Vec::with_capacity(body.len() + 5);
-        if out.bom_pending {
-            out.bom_pending = false;
-            line.extend_from_slice(b"\xEF\xBB\xBF");
-        }
-        line.extend_from_slice(body);
-        line.extend_from_slice(out.eol);
-        let _ = out.w.write_all(&line);
-        let _ = out.w.flush();
+        lock(&self.out).emit(body);
     }
 
     fn send(&self, message: &Value) {
-        match serde_json::to_vec(message) {
-            Ok(body) => self.emit(&body),
-            Err(e) => say!("fake-server: cannot serialize a message: {e}"),
+        if let Some(body) = encode(message) {
+            self.emit(&body);
         }
     }
 
     pub(super) fn respond(&self, id: &Value, outcome: Outcome) {
         match outcome {
-            Ok(Some(result)) => self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result})),
+            Ok(Some(result)) => self.send(&response(id, result)),
             Ok(None) => {}
             Err(e) => self.send_error(id, e),
         }
