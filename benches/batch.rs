@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{ms, rate, ratio, table, Raw, Samples};
-use mcp_pool::ToolCall;
+use mcp_pool::{BatchOptions, ToolCall};
 
 const BATCH: usize = 100;
 /// A batch whose request lines (about 110 bytes each) overflow the 64 KiB pipe.
@@ -26,12 +26,15 @@ fn main() {
         .map(|_| ToolCall::new("echo", common::echo_args()))
         .collect();
     let pool_batch = || {
-        for r in pool.batch(common::SERVER, &calls) {
+        for r in pool
+            .batch(common::SERVER, &calls, BatchOptions::new())
+            .unwrap()
+        {
             assert!(!r.unwrap().is_error);
         }
     };
     let session_batch = || {
-        for r in session.call_tools(&calls, None, |_, _| {}) {
+        for r in session.batch(&calls, BatchOptions::new()).unwrap() {
             assert!(!r.unwrap().is_error);
         }
     };
@@ -39,7 +42,10 @@ fn main() {
         .map(|_| ToolCall::new("echo", common::echo_args()))
         .collect();
     let pool_big_batch = || {
-        for r in pool.batch(common::SERVER, &big) {
+        for r in pool
+            .batch(common::SERVER, &big, BatchOptions::new())
+            .unwrap()
+        {
             assert!(!r.unwrap().is_error);
         }
     };

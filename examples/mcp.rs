@@ -14,7 +14,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcp_pool::{CallOptions, Error, Pool, PoolBuilder, ToolCall};
+use mcp_pool::{BatchOptions, CallOptions, Error, Pool, PoolBuilder, ToolCall};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: mcp [--config FILE] [--timeout SECS] SERVER COMMAND
@@ -127,7 +127,11 @@ fn batch(pool: &Pool, server: &str, file: Option<&String>, timeout: Option<Durat
         pool.session(server).map_err(failed(server))?;
     }
     let mut any_failed = false;
-    for result in pool.batch_with(server, &calls, timeout, |_, _| {}) {
+    let options = timeout.map_or(BatchOptions::new(), |t| BatchOptions::new().timeout(t));
+    let results = pool
+        .batch(server, &calls, options)
+        .map_err(failed(server))?;
+    for result in results {
         any_failed |= result.as_ref().map_or(true, |r| r.is_error);
         emit(match result {
             Ok(r) => serde_json::to_string(&r),

@@ -6,19 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::deadline::{MAX_DURATION, MAX_DURATION_YEARS};
 use crate::error::Error;
 use crate::handler::{ClientHandler, NoHandler};
-
-/// The longest duration a setting may have: deadlines are `now + duration`, which must stay
-/// representable.
-const MAX_DURATION_YEARS: u64 = 100;
-const MAX_DURATION: Duration = Duration::from_secs(MAX_DURATION_YEARS * 365 * 24 * 3600);
-
-/// `from + d`, with `d` capped at the longest setting so it never overflows (a caller may
-/// pass `Duration::MAX` as "no deadline").
-pub(crate) fn deadline_after(from: std::time::Instant, d: Duration) -> std::time::Instant {
-    from + d.min(MAX_DURATION)
-}
 
 /// Which MCP protocol generation a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -318,6 +308,7 @@ pub struct PoolSettings {
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) direct: bool,
+    pub(crate) probe_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -337,6 +328,7 @@ impl Default for PoolSettings {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             direct: false,
+            probe_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -437,8 +429,20 @@ impl PoolSettings {
         self
     }
 
+    /// After a call on a session times out or is cancelled, the session takes no new calls
+    /// while a health check (`ping`, or `server/discover` in the per-request generation)
+    /// waits this long for an answer; a session that gets none is replaced, and its calls in
+    /// flight end as outcome unknown. Defaults to 3 s.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
     pub(crate) fn validate(&self, server: &str) -> Result<(), Error> {
         let bad = |what: &str| Err(Error::Config(format!("server `{server}`: {what}")));
+        if self.probe_timeout.is_zero() {
+            return bad("probe timeout must be more than zero");
+        }
         if self.max_sessions == 0 {
             return bad("max sessions must be at least 1");
         }
@@ -468,6 +472,7 @@ impl PoolSettings {
             ("keepalive interval", self.keepalive.unwrap_or_default()),
             ("cool-down", self.cooldown),
             ("backoff maximum", self.backoff_max),
+            ("probe timeout", self.probe_timeout),
         ] {
             if d > MAX_DURATION {
                 return bad(&format!(

@@ -1,13 +1,14 @@
-//! The one error type of the crate.
+//! The one error type of the crate, its kinds, and why a session ended.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong with a call, a session or a pool.
 ///
-/// Variants are chosen so a caller can act on them: retry on [`Error::SessionClosed`] when
-/// the request was never written, give up on [`Error::Spawn`], report
-/// [`Error::OutcomeUnknown`] without retrying a tool that is not safe to repeat.
+/// Variants are chosen so a caller can act on them: retry on [`Error::SessionClosed`] (the
+/// request was never written), give up on [`Error::Spawn`], report [`Error::OutcomeUnknown`]
+/// without retrying a tool that is not safe to repeat. Errors are cheap to clone.
 ///
 /// ```no_run
 /// use mcp_pool::{Error, Pool};
@@ -22,17 +23,17 @@ use std::time::Duration;
 /// }
 /// # Ok::<(), Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server process could not be started.
-    #[error("cannot start `{command}`: {source}")]
+    /// The server process could not be started. The operating system's error is in the
+    /// message and in `error` (not repeated as [`source`](std::error::Error::source)).
+    #[error("cannot start `{command}`: {error}")]
     Spawn {
-        /// The command as configured.
+        /// The command as configured (or what could not be started, such as a thread).
         command: String,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        error: Arc<std::io::Error>,
     },
 
     /// The server started but the MCP handshake (or `server/discover`) failed.
@@ -60,7 +61,7 @@ pub enum Error {
     Timeout {
         /// Which phase timed out.
         phase: Phase,
-        /// How long was waited.
+        /// How long the call had waited.
         after: Duration,
     },
 
@@ -69,7 +70,7 @@ pub enum Error {
     Cancelled,
 
     /// The session ended (the child exited, closed stdout, or the session was closed) before
-    /// the request was written. Safe to retry on a fresh session.
+    /// any byte of the request was written. It cannot have run: safe to retry.
     #[error("session closed: {reason}{}", StderrTail(stderr_tail))]
     SessionClosed {
         /// Why: exit status, signal, end of output, or closed by the client.
@@ -91,8 +92,19 @@ pub enum Error {
         stderr_tail: String,
     },
 
+    /// The server's answer was longer than the session's message size limit
+    /// ([`ServerConfig::max_message_size`](crate::ServerConfig::max_message_size)). The
+    /// answer was read and dropped; the session goes on. Repeating the call gives the same.
+    #[error("the server's answer of {size} bytes is over the message size limit of {limit} bytes")]
+    TooLarge {
+        /// The configured limit, in bytes.
+        limit: usize,
+        /// The size of the answer, in bytes.
+        size: usize,
+    },
+
     /// The server broke the protocol (an answer of the wrong shape, an unknown version, a
-    /// message over the size limit, a cursor loop).
+    /// cursor loop).
     #[error("protocol violation: {0}")]
     Protocol(String),
 
@@ -134,6 +146,72 @@ pub enum Error {
     UnknownServer(String),
 }
 
+/// The kind of an [`Error`]: its variant without the details. Stable names for statistics,
+/// logs and the C API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Spawn`].
+    Spawn,
+    /// [`Error::Handshake`].
+    Handshake,
+    /// [`Error::Server`].
+    Server,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Cancelled`].
+    Cancelled,
+    /// [`Error::SessionClosed`].
+    SessionClosed,
+    /// [`Error::OutcomeUnknown`].
+    OutcomeUnknown,
+    /// [`Error::TooLarge`].
+    TooLarge,
+    /// [`Error::Protocol`].
+    Protocol,
+    /// [`Error::InvalidArgument`].
+    InvalidArgument,
+    /// [`Error::Config`].
+    Config,
+    /// [`Error::PoolClosed`].
+    PoolClosed,
+    /// [`Error::PoolBusy`].
+    PoolBusy,
+    /// [`Error::ServerFailing`].
+    ServerFailing,
+    /// [`Error::UnknownServer`].
+    UnknownServer,
+}
+
+impl ErrorKind {
+    /// The kind's stable snake_case name, e.g. `"outcome_unknown"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Spawn => "spawn",
+            ErrorKind::Handshake => "handshake",
+            ErrorKind::Server => "server",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::SessionClosed => "session_closed",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Config => "config",
+            ErrorKind::PoolClosed => "pool_closed",
+            ErrorKind::PoolBusy => "pool_busy",
+            ErrorKind::ServerFailing => "server_failing",
+            ErrorKind::UnknownServer => "unknown_server",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
     /// The stderr tail the error carries, if any.
     pub fn stderr_tail(&self) -> Option<&str> {
@@ -146,86 +224,32 @@ impl Error {
         }
     }
 
-    /// A copy of this error, for handing one failure to several waiting callers.
-    pub(crate) fn duplicate(&self) -> Error {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Spawn { command, source } => Error::Spawn {
-                command: command.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            Error::Handshake {
-                reason,
-                stderr_tail,
-            } => Error::Handshake {
-                reason: reason.clone(),
-                stderr_tail: stderr_tail.clone(),
-            },
-            Error::Server {
-                code,
-                message,
-                data,
-            } => Error::Server {
-                code: *code,
-                message: message.clone(),
-                data: data.clone(),
-            },
-            Error::Timeout { phase, after } => Error::Timeout {
-                phase: *phase,
-                after: *after,
-            },
-            Error::Cancelled => Error::Cancelled,
-            Error::SessionClosed {
-                reason,
-                stderr_tail,
-            } => Error::SessionClosed {
-                reason: reason.clone(),
-                stderr_tail: stderr_tail.clone(),
-            },
-            Error::OutcomeUnknown {
-                reason,
-                stderr_tail,
-            } => Error::OutcomeUnknown {
-                reason: reason.clone(),
-                stderr_tail: stderr_tail.clone(),
-            },
-            Error::Protocol(m) => Error::Protocol(m.clone()),
-            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::Config(m) => Error::Config(m.clone()),
-            Error::PoolClosed => Error::PoolClosed,
-            Error::PoolBusy { server, waited } => Error::PoolBusy {
-                server: server.clone(),
-                waited: *waited,
-            },
-            Error::ServerFailing {
-                server,
-                last_error,
-                retry_in,
-            } => Error::ServerFailing {
-                server: server.clone(),
-                last_error: Box::new(last_error.duplicate()),
-                retry_in: *retry_in,
-            },
-            Error::UnknownServer(s) => Error::UnknownServer(s.clone()),
+            Error::Spawn { .. } => ErrorKind::Spawn,
+            Error::Handshake { .. } => ErrorKind::Handshake,
+            Error::Server { .. } => ErrorKind::Server,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::SessionClosed { .. } => ErrorKind::SessionClosed,
+            Error::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Config(_) => ErrorKind::Config,
+            Error::PoolClosed => ErrorKind::PoolClosed,
+            Error::PoolBusy { .. } => ErrorKind::PoolBusy,
+            Error::ServerFailing { .. } => ErrorKind::ServerFailing,
+            Error::UnknownServer(_) => ErrorKind::UnknownServer,
         }
     }
 
-    /// A short stable name of the variant, for statistics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Spawn { .. } => "spawn",
-            Error::Handshake { .. } => "handshake",
-            Error::Server { .. } => "server",
-            Error::Timeout { .. } => "timeout",
-            Error::Cancelled => "cancelled",
-            Error::SessionClosed { .. } => "session_closed",
-            Error::OutcomeUnknown { .. } => "outcome_unknown",
-            Error::Protocol(_) => "protocol",
-            Error::InvalidArgument(_) => "invalid_argument",
-            Error::Config(_) => "config",
-            Error::PoolClosed => "pool_closed",
-            Error::PoolBusy { .. } => "pool_busy",
-            Error::ServerFailing { .. } => "server_failing",
-            Error::UnknownServer(_) => "unknown_server",
+    /// A spawn error for `command`.
+    pub(crate) fn spawn(command: impl Into<String>, error: std::io::Error) -> Error {
+        Error::Spawn {
+            command: command.into(),
+            error: Arc::new(error),
         }
     }
 }
@@ -238,8 +262,6 @@ pub enum Phase {
     Handshake,
     /// Waiting for the answer to a request.
     Request,
-    /// Shutting a session down.
-    Close,
 }
 
 impl fmt::Display for Phase {
@@ -247,7 +269,6 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Handshake => "handshake",
             Phase::Request => "request",
-            Phase::Close => "close",
         })
     }
 }
@@ -264,6 +285,9 @@ pub enum CloseReason {
     Eof,
     /// The session broke on a protocol or I/O error.
     Broken(String),
+    /// The server stopped answering: a health probe after a timed-out or cancelled call got
+    /// no answer, so the pool replaced the session.
+    Unresponsive,
     /// The client closed the session.
     Closed,
 }
@@ -275,6 +299,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Signaled(sig) => write!(f, "server killed by signal {sig}"),
             CloseReason::Eof => f.write_str("server closed its output"),
             CloseReason::Broken(why) => write!(f, "session broken: {why}"),
+            CloseReason::Unresponsive => {
+                f.write_str("server stopped answering; the session was replaced")
+            }
             CloseReason::Closed => f.write_str("closed by the client"),
         }
     }
@@ -327,6 +354,22 @@ mod tests {
             e.to_string(),
             "session closed: server exited with code 3; server stderr: b | c | boom"
         );
-        assert_eq!(e.kind(), "session_closed");
+        assert_eq!(e.kind(), ErrorKind::SessionClosed);
+        assert_eq!(e.kind().as_str(), "session_closed");
+    }
+
+    #[test]
+    fn spawn_names_the_os_error_once() {
+        let e = Error::spawn(
+            "npx",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+        );
+        assert_eq!(e.to_string(), "cannot start `npx`: No such file");
+        assert!(std::error::Error::source(&e).is_none());
+        // Clones share the OS error.
+        let Error::Spawn { error, .. } = e.clone() else {
+            unreachable!()
+        };
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
     }
 }

@@ -75,11 +75,14 @@ pub enum mcp_status {
     MCP_ERR_CANCELLED = 15,
     /// A bug: the library panicked. The message says where; the handle stays usable.
     MCP_ERR_PANIC = 16,
+    /// The server's answer was over the message size limit (`maxMessageBytes`); it was
+    /// dropped and the session goes on. Repeating the call gives the same.
+    MCP_ERR_TOO_LARGE = 17,
 }
 
 impl mcp_status {
     /// Every code, in numeric order (`ALL[i] as c_int == i`).
-    const ALL: [mcp_status; 17] = [
+    const ALL: [mcp_status; 18] = [
         mcp_status::MCP_OK,
         mcp_status::MCP_TOOL_ERROR,
         mcp_status::MCP_ERR_INVALID_ARGUMENT,
@@ -97,6 +100,7 @@ impl mcp_status {
         mcp_status::MCP_ERR_PROTOCOL,
         mcp_status::MCP_ERR_CANCELLED,
         mcp_status::MCP_ERR_PANIC,
+        mcp_status::MCP_ERR_TOO_LARGE,
     ];
 
     /// The code's C name, NUL-terminated.
@@ -119,6 +123,7 @@ impl mcp_status {
             mcp_status::MCP_ERR_PROTOCOL => "MCP_ERR_PROTOCOL\0",
             mcp_status::MCP_ERR_CANCELLED => "MCP_ERR_CANCELLED\0",
             mcp_status::MCP_ERR_PANIC => "MCP_ERR_PANIC\0",
+            mcp_status::MCP_ERR_TOO_LARGE => "MCP_ERR_TOO_LARGE\0",
         }
     }
 
@@ -132,6 +137,7 @@ impl mcp_status {
             Error::Cancelled => mcp_status::MCP_ERR_CANCELLED,
             Error::SessionClosed { .. } => mcp_status::MCP_ERR_SESSION_CLOSED,
             Error::OutcomeUnknown { .. } => mcp_status::MCP_ERR_OUTCOME_UNKNOWN,
+            Error::TooLarge { .. } => mcp_status::MCP_ERR_TOO_LARGE,
             Error::Protocol(_) => mcp_status::MCP_ERR_PROTOCOL,
             Error::InvalidArgument(_) => mcp_status::MCP_ERR_INVALID_ARGUMENT,
             Error::Config(_) => mcp_status::MCP_ERR_CONFIG,
@@ -438,17 +444,7 @@ pub unsafe extern "C" fn mcp_pool_batch(
                 ))
             })?;
         let out = Out::new(results_json, "results_json")?;
-        if pool.is_closed() {
-            return Err(Error::PoolClosed);
-        }
-        if !pool.servers().iter().any(|name| name == server) {
-            return Err(Error::UnknownServer(server.to_owned()));
-        }
-        let outcomes = pool.batch(server, &calls);
-        // Closed between the check above and the batch: fail the whole call, as documented.
-        if !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, Err(Error::PoolClosed))) {
-            return Err(Error::PoolClosed);
-        }
+        let outcomes = pool.batch(server, &calls, crate::BatchOptions::new())?;
         let results = outcomes
             .into_iter()
             .map(|outcome| match outcome {
@@ -469,7 +465,7 @@ fn error_json(error: &Error) -> Value {
     json!({"error": {
         "code": code as c_int,
         "name": code.name().trim_end_matches('\0'),
-        "kind": error.kind(),
+        "kind": error.kind().as_str(),
         "message": error.to_string(),
     }})
 }
@@ -640,7 +636,7 @@ mod tests {
             assert_eq!(text(mcp_error_code_name(i as c_int)), format!("{code:?}"));
         }
         assert_eq!(text(mcp_error_code_name(-1)), "MCP_UNKNOWN_CODE");
-        assert_eq!(text(mcp_error_code_name(17)), "MCP_UNKNOWN_CODE");
+        assert_eq!(text(mcp_error_code_name(18)), "MCP_UNKNOWN_CODE");
     }
 
     #[test]

@@ -1,14 +1,12 @@
-//! JSON-RPC 2.0 envelopes and newline-delimited framing with a size cap.
-//!
-//! Outgoing messages are serialized by the caller's thread into complete lines; incoming lines
-//! are split, cleaned (CRLF, blank lines, a byte-order mark) and parsed by the reader thread,
-//! then classified by their keys (`id` / `method` / `result` / `error`).
-
-use std::io::{self, BufRead};
+//! JSON-RPC 2.0 envelopes: outgoing messages serialized into complete lines (by the
+//! caller's thread), incoming ones classified by their keys (`id` / `method` / `result` /
+//! `error`). The framing of the server's output is in `session/inbound.rs`.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The JSON-RPC error code for "invalid request".
+pub(crate) const INVALID_REQUEST: i64 = -32600;
 /// The JSON-RPC error code for "method not found".
 pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
 /// The JSON-RPC error code for "internal error".
@@ -200,79 +198,6 @@ pub(crate) fn response_line(id: &Value, outcome: &Result<Value, RpcError>) -> Ve
     })
 }
 
-/// What [`LineReader::next_line`] found.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Frame {
-    /// One non-blank line, without its terminator, BOM or trailing CR.
-    Line(Vec<u8>),
-    /// A line longer than the cap: the session must end.
-    TooLong(usize),
-    /// End of stream.
-    Eof,
-}
-
-/// Splits a byte stream into lines, never holding more than `max` bytes of one line.
-pub(crate) struct LineReader<R> {
-    inner: R,
-    max: usize,
-    buf: Vec<u8>,
-}
-
-impl<R: BufRead> LineReader<R> {
-    pub(crate) fn new(inner: R, max: usize) -> Self {
-        LineReader {
-            inner,
-            max,
-            buf: Vec::new(),
-        }
-    }
-
-    /// The next non-blank line.
-    pub(crate) fn next_line(&mut self) -> io::Result<Frame> {
-        loop {
-            self.buf.clear();
-            let mut complete = false;
-            while !complete {
-                let available = match self.inner.fill_buf() {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                if available.is_empty() {
-                    if self.buf.is_empty() {
-                        return Ok(Frame::Eof);
-                    }
-                    break; // a last line without a newline
-                }
-                let (take, found) = match available.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (available.len(), false),
-                };
-                let content = if found { take - 1 } else { take };
-                if self.buf.len() + content > self.max {
-                    let seen = self.buf.len() + content;
-                    self.inner.consume(take);
-                    return Ok(Frame::TooLong(seen));
-                }
-                self.buf.extend_from_slice(&available[..content]);
-                self.inner.consume(take);
-                complete = found;
-            }
-            let mut line: &[u8] = &self.buf;
-            if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
-                line = rest;
-            }
-            if let Some(rest) = line.strip_suffix(b"\r") {
-                line = rest;
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            return Ok(Frame::Line(line.to_vec()));
-        }
-    }
-}
-
 /// A short, bounded rendering of a value or line for logs and errors.
 pub(crate) fn brief(v: &impl std::fmt::Display) -> String {
     let s = v.to_string();
@@ -290,47 +215,6 @@ pub(crate) fn brief(v: &impl std::fmt::Display) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn lines(input: &[u8], max: usize) -> Vec<Frame> {
-        let mut r = LineReader::new(io::BufReader::with_capacity(7, input), max);
-        let mut out = Vec::new();
-        loop {
-            let f = r.next_line().unwrap();
-            let eof = f == Frame::Eof;
-            out.push(f);
-            if eof {
-                return out;
-            }
-        }
-    }
-
-    #[test]
-    fn framing_tolerates_crlf_blank_lines_and_bom() {
-        let got = lines(
-            b"\xEF\xBB\xBF{\"a\":1}\r\n\r\n\n  \n{\"b\":2}\n{\"c\":3}",
-            100,
-        );
-        assert_eq!(
-            got,
-            vec![
-                Frame::Line(b"{\"a\":1}".to_vec()),
-                Frame::Line(b"{\"b\":2}".to_vec()),
-                Frame::Line(b"{\"c\":3}".to_vec()),
-                Frame::Eof
-            ]
-        );
-    }
-
-    #[test]
-    fn framing_caps_line_length() {
-        let mut input = vec![b'x'; 50];
-        input.push(b'\n');
-        let got = lines(&input, 20);
-        assert!(matches!(got[0], Frame::TooLong(n) if n > 20));
-        // Exactly at the cap is fine.
-        let got = lines(b"0123456789\n", 10);
-        assert_eq!(got[0], Frame::Line(b"0123456789".to_vec()));
-    }
 
     #[test]
     fn classify_by_keys() {

@@ -112,7 +112,7 @@ fn crlf_and_bom_are_tolerated() {
 }
 
 #[test]
-fn an_oversize_message_breaks_the_session_cleanly() {
+fn an_oversize_answer_is_a_typed_error_and_the_session_goes_on() {
     let _g = serial();
     let before = snapshot();
     let s = Session::start(fake(&[]).max_message_size(1 << 20)).unwrap();
@@ -123,13 +123,21 @@ fn an_oversize_message_breaks_the_session_cleanly() {
         .call_tool("oversize", json!({"bytes": 3_000_000}))
         .unwrap_err();
     match &err {
-        Error::OutcomeUnknown {
-            reason: CloseReason::Broken(why),
-            ..
-        } => assert!(why.contains("size limit"), "{why}"),
+        Error::TooLarge { limit, size } => {
+            assert_eq!(*limit, 1 << 20, "the configured limit");
+            assert!(*size > 3_000_000, "{size}");
+        }
         other => panic!("{other}"),
     }
-    assert!(!s.is_alive());
+    assert!(err.to_string().contains("1048576"), "{err}");
+    // The answer was read past and dropped: the session serves the next call.
+    assert!(s.is_alive());
+    assert_eq!(
+        s.call_tool("echo", json!({"text": "after"}))
+            .unwrap()
+            .text(),
+        "after"
+    );
     s.close();
     assert_clean(&before);
 }
@@ -236,9 +244,9 @@ fn a_command_that_does_not_exist_is_a_spawn_error() {
     let before = snapshot();
     let err = Session::start(ServerConfig::new("ghost", "/no/such/mcp-server")).unwrap_err();
     match &err {
-        Error::Spawn { command, source } => {
+        Error::Spawn { command, error } => {
             assert_eq!(command, "/no/such/mcp-server");
-            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
         }
         other => panic!("{other}"),
     }

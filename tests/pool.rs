@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{assert_clean, fake, process_exists, serial, snapshot};
-use mcp_pool::{CallOptions, Error, Pool, PoolSettings, RetryPolicy, ServerConfig, ToolCall};
+use mcp_pool::{
+    BatchOptions, CallOptions, Error, Pool, PoolSettings, RetryPolicy, ServerConfig, ToolCall,
+};
 use serde_json::{json, Value};
 
 fn pool_of(servers: Vec<(ServerConfig, PoolSettings)>) -> Pool {
@@ -427,9 +429,13 @@ fn a_batch_keeps_order_and_survives_partial_failure() {
     calls[7] = ToolCall::new("fail", json!({"message": "no"}));
     calls[8] = ToolCall::new("echo", json!("not an object"));
     let mut progress = Vec::new();
-    let results = pool.batch_with("fake", &calls, None, |done, total| {
-        progress.push((done, total))
-    });
+    let results = pool
+        .batch(
+            "fake",
+            &calls,
+            BatchOptions::new().on_result(|i, _| progress.push(i)),
+        )
+        .unwrap();
     assert_eq!(results.len(), 100);
     for (i, r) in results.iter().enumerate() {
         match i {
@@ -438,7 +444,11 @@ fn a_batch_keeps_order_and_survives_partial_failure() {
             _ => assert_eq!(r.as_ref().unwrap().text(), format!("n{i}")),
         }
     }
-    assert_eq!(progress, (1..=100).map(|d| (d, 100)).collect::<Vec<_>>());
+    assert_eq!(
+        progress,
+        (0..100).collect::<Vec<_>>(),
+        "each call once, in order"
+    );
     let s = &pool.stats().servers["fake"];
     assert_eq!((s.calls, s.spawns), (100, 1));
     pool.close();
@@ -463,7 +473,7 @@ fn a_batch_interrupted_by_a_crash_retries_only_what_is_safe() {
         ToolCall::new("slow_read", json!({"ms": 1000})),
     ];
     calls.extend((0..5).map(|i| ToolCall::new("echo", json!({ "text": format!("e{i}") }))));
-    let results = pool.batch("fake", &calls);
+    let results = pool.batch("fake", &calls, BatchOptions::new()).unwrap();
     assert!(
         matches!(results[0], Err(Error::OutcomeUnknown { .. })),
         "{:?}",
@@ -548,13 +558,16 @@ fn the_tool_list_is_cached_until_it_changes() {
     let changed = pool.list_tools("fake").unwrap();
     assert!(changed.iter().any(|t| t.name.starts_with("added_")));
     assert_eq!(pool.stats().servers["fake"].list_cache_hits, 1);
-    // A replaced session drops the cache too.
-    // (Deciding not to retry `crash` fetched the list from the fresh session; this call is
-    // served from that.)
+    // A replaced session drops the cache too: the next list comes from the new session.
     let _ = pool.call_tool("fake", "crash", json!({}));
     let fresh = pool.list_tools("fake").unwrap();
     assert!(!fresh.iter().any(|t| t.name.starts_with("added_")));
-    assert_eq!(pool.stats().servers["fake"].list_cache_hits, 2);
+    let s = &pool.stats().servers["fake"];
+    assert_eq!((s.list_cache_hits, s.spawns), (1, 2));
+    assert!(std::sync::Arc::ptr_eq(
+        &fresh,
+        &pool.list_tools("fake").unwrap()
+    ));
     pool.close();
 }
 

@@ -399,7 +399,7 @@ fn server_requests_mid_call_reach_the_handler() {
         list_changed: AtomicUsize::new(0),
         updated: parking_lot::Mutex::new(Vec::new()),
     });
-    let s = Session::start(fake(&[]).handler(rec.clone())).unwrap();
+    let s = Session::start(fake(&["--generation", "handshake"]).handler(rec.clone())).unwrap();
     let caps: Value = serde_json::from_str(&text(&s, "client_caps", json!({}))).unwrap();
     assert_eq!(caps["capabilities"]["roots"], json!({"listChanged": false}));
     assert!(caps["capabilities"]["sampling"].is_object());
@@ -519,7 +519,7 @@ fn environment_is_limited_unless_inherited() {
 }
 
 #[test]
-fn call_tools_pipelines_a_batch_and_keeps_order() {
+fn a_batch_pipelines_and_keeps_order() {
     let _g = serial();
     let before = snapshot();
     let s = Session::start(fake(&[])).unwrap();
@@ -530,7 +530,12 @@ fn call_tools_pipelines_a_batch_and_keeps_order() {
     calls[20] = mcp_pool::ToolCall::new("echo", json!([1]));
     calls[30] = mcp_pool::ToolCall::new("sleep", json!({"ms": 100}));
     let mut progress = Vec::new();
-    let results = s.call_tools(&calls, None, |i, _| progress.push(i + 1));
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().on_result(|i, _| progress.push(i + 1)),
+        )
+        .unwrap();
     assert_eq!(results.len(), 50);
     assert_eq!(progress, (1..=50).collect::<Vec<_>>());
     for (i, r) in results.iter().enumerate() {
@@ -563,7 +568,7 @@ impl ClientHandler for Panicky {
 fn a_panicking_handler_still_answers_the_server() {
     let _g = serial();
     let before = snapshot();
-    let s = Session::start(fake(&[]).handler(Panicky)).unwrap();
+    let s = Session::start(fake(&["--generation", "handshake"]).handler(Panicky)).unwrap();
     for _ in 0..40 {
         // More than the 32 handler threads a session allows: none leaks its place.
         let answer: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();

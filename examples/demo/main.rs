@@ -22,7 +22,7 @@ use mcp_pool::{Error, Pool};
 #[path = "../../src/bin/mcp-fake-server/main.rs"]
 #[allow(dead_code)] // its own `main` is not used here
 mod fake_server;
-mod modes; // the four ways of calling: `Pool::call_tool_direct`, `call_tool`, `batch_with`, threads
+mod modes; // the four ways of calling: `Pool::call_tool_direct`, `call_tool`, `batch`, threads
 mod setup; // the command line, the server, the choice of tool
 
 use modes::{ms, Row, Target, SPAWN_CALLS};

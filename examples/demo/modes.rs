@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mcp_pool::{Error, Pool, ToolCall};
+use mcp_pool::{BatchOptions, Error, Pool, ToolCall};
 use serde_json::Value;
 
 /// Where spawn-per-call stops: this many calls or this much time, whichever comes first.
@@ -88,11 +88,12 @@ impl Target<'_> {
         let mut progress = Progress::new(mode.clone());
         let batch = vec![ToolCall::new(self.tool, self.args.clone()); calls];
         let start = Instant::now();
-        let results = self
-            .pool
-            .batch_with(self.server, &batch, None, |done, total| {
-                progress.update(done, total)
-            });
+        let mut done = 0;
+        let options = BatchOptions::new().on_result(|_, _| {
+            done += 1;
+            progress.update(done, calls)
+        });
+        let results = self.pool.batch(self.server, &batch, options)?;
         let total = start.elapsed();
         results.into_iter().collect::<Result<Vec<_>, Error>>()?;
         progress.done(calls, total);

@@ -57,6 +57,23 @@ static double now_secs(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Whether /proc/PID is the library's watchdog (one per process for its whole life; see
+ * src/session/watchdog.rs), which is not a server's child. */
+static int is_watchdog(const char *pid) {
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return 0;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+        if (strcmp(buf + i, "mcp-pool-watchdog") == 0) return 1;
+    }
+    return 0;
+}
+
 /* Direct children of this process, zombies included; printed when `verbose`. */
 static int count_children(int verbose) {
     DIR *proc = opendir("/proc");
@@ -76,7 +93,7 @@ static int count_children(int verbose) {
         char state;
         int ppid;
         if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 &&
-            ppid == (int)getpid()) {
+            ppid == (int)getpid() && !is_watchdog(entry->d_name)) {
             if (verbose) fprintf(stderr, "child left: %s\n", buf);
             count++;
         }

@@ -16,6 +16,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Runs the tests of one file one at a time, so process, thread and fd counts are exact.
 pub fn serial() -> MutexGuard<'static, ()> {
     let _ = env_logger::builder().is_test(true).try_init();
+    // The watchdog (one child and one socket for the life of the process) is there before
+    // any test takes its snapshot.
+    mcp_pool::__watchdog_pid();
     SERIAL.lock()
 }
 
@@ -46,11 +49,18 @@ pub fn children() -> BTreeSet<u32> {
             continue;
         };
         // Fields after the parenthesised command: state, ppid, pgrp, ...
-        if stat_field(&stat, 1) == Some(me) {
+        if stat_field(&stat, 1) == Some(me) && !is_watchdog(pid) {
             out.insert(pid);
         }
     }
     out
+}
+
+/// Whether `pid` is the library's watchdog (one per process, for as long as it lives; see
+/// `src/session/watchdog.rs`), which is not a server's child.
+pub fn is_watchdog(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"mcp-pool-watchdog"))
 }
 
 /// Field `n` after the command in `/proc/PID/stat` (0 state, 1 ppid, 2 pgrp), if it reads

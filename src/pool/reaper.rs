@@ -1,27 +1,26 @@
-//! When a pooled session is closed or pinged: a pure function of the session's state and
-//! `now`, and the reaper thread that applies it, sleeping until the next deadline.
+//! When a pooled session is closed or pinged: a pure function of what the pool knows about
+//! the session and `now`, and the reaper thread, which runs a pass (a closure it is given)
+//! and sleeps until the next deadline the pass returns, or until it is woken.
 
-use std::sync::Weak;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::config::PoolSettings;
-use crate::pool::PoolInner;
 
 /// What the reaper knows about one session.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View {
-    /// Calls using it now (pool leases plus calls in flight).
-    pub leases: usize,
+    /// Calls using it now (pool leases plus calls on a handed-out session).
+    pub busy: usize,
     /// Already past its lifetime: takes no new calls.
     pub retiring: bool,
-    /// When its last call ended.
+    /// When its last call ended, or when it became ready.
     pub last_used: Instant,
     /// When its lifetime (less jitter) ends.
     pub expires: Instant,
-    /// When it was last pinged (or started).
+    /// When it was last pinged (or became ready).
     pub last_ping: Instant,
     /// Counts toward the warm minimum: never closed for idleness.
     pub protected: bool,
@@ -30,10 +29,10 @@ pub(crate) struct View {
 /// What to do with a session now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Nothing now; look again at `recheck` (if anything is due).
-    Keep { recheck: Option<Instant> },
-    /// Past its lifetime with calls in flight: no new calls, close when they end (the slot
-    /// looks again shortly).
+    /// Nothing now; look again at `recheck`.
+    Keep { recheck: Instant },
+    /// Past its lifetime with calls in flight: no new calls; the last lease to return
+    /// closes it.
     Retire,
     /// Past its lifetime and unused: close.
     CloseAged,
@@ -43,28 +42,23 @@ pub(crate) enum Verdict {
     Ping { recheck: Instant },
 }
 
-/// Decides a session's fate. Never closes a session with calls in flight.
+/// Decides a session's fate. Never closes a session with calls in flight. A busy session
+/// needs no look until it is idle again (its last lease wakes the reaper), except for its
+/// expiry.
 pub(crate) fn verdict(v: &View, s: &PoolSettings, now: Instant) -> Verdict {
     if v.retiring || now >= v.expires {
-        return if v.leases == 0 {
+        return if v.busy == 0 {
             Verdict::CloseAged
         } else {
-            // Its last call's end closes it (see `Slot::give_back`).
             Verdict::Retire
         };
     }
     let mut recheck = v.expires;
-    if v.leases > 0 {
-        // The soonest it could be idle long enough is a full idle timeout from now.
-        if !v.protected {
-            recheck = recheck.min(now + s.idle_timeout);
-        }
-        return Verdict::Keep {
-            recheck: Some(recheck),
-        };
+    if v.busy > 0 {
+        return Verdict::Keep { recheck };
     }
-    let idle_until = v.last_used + s.idle_timeout;
     if !v.protected {
+        let idle_until = v.last_used + s.idle_timeout;
         if now >= idle_until {
             return Verdict::CloseIdle;
         }
@@ -79,23 +73,29 @@ pub(crate) fn verdict(v: &View, s: &PoolSettings, now: Instant) -> Verdict {
         }
         recheck = recheck.min(due);
     }
-    Verdict::Keep {
-        recheck: Some(recheck),
-    }
+    Verdict::Keep { recheck }
 }
 
-/// Starts the reaper thread of a pool. It holds only a weak reference, sleeps until the next
-/// deadline (or a wake-up), and ends when the pool is gone or the wake channel closes.
-pub(crate) fn spawn(pool: Weak<PoolInner>, wake: Receiver<()>) -> std::io::Result<JoinHandle<()>> {
+/// What a reaper pass tells the thread.
+pub(crate) enum Pass {
+    /// Sleep until this instant (or forever), or until woken.
+    Sleep(Option<Instant>),
+    /// The pool is gone or closed: end.
+    Stop,
+}
+
+/// Starts a reaper thread that runs `pass` and sleeps as it says, until `wake` brings a
+/// message (look again now) or disconnects (end).
+pub(crate) fn spawn(
+    mut pass: impl FnMut(Instant) -> Pass + Send + 'static,
+    wake: Receiver<()>,
+) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("mcp-reaper".into())
         .spawn(move || loop {
-            let next = {
-                let Some(pool) = pool.upgrade() else { return };
-                if pool.is_closed() {
-                    return;
-                }
-                pool.reap(Instant::now())
+            let next = match pass(Instant::now()) {
+                Pass::Stop => return,
+                Pass::Sleep(next) => next,
             };
             let woke = match next {
                 Some(at) => wake.recv_deadline(at),
@@ -122,7 +122,7 @@ mod tests {
 
     fn view(now: Instant) -> View {
         View {
-            leases: 0,
+            busy: 0,
             retiring: false,
             last_used: now,
             expires: now + Duration::from_secs(100),
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(
             verdict(&v, &s, t0 + Duration::from_secs(5)),
             Verdict::Keep {
-                recheck: Some(t0 + Duration::from_secs(10))
+                recheck: t0 + Duration::from_secs(10)
             }
         );
         assert_eq!(
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(
             verdict(&protected, &s, t0 + Duration::from_secs(50)),
             Verdict::Keep {
-                recheck: Some(t0 + Duration::from_secs(100))
+                recheck: t0 + Duration::from_secs(100)
             }
         );
     }
@@ -164,17 +164,18 @@ mod tests {
         let t0 = Instant::now();
         let s = settings();
         let busy = View {
-            leases: 2,
+            busy: 2,
             ..view(t0)
         };
         let late = t0 + Duration::from_secs(100);
         assert_eq!(verdict(&busy, &s, late), Verdict::Retire);
         assert_eq!(verdict(&view(t0), &s, late), Verdict::CloseAged);
-        // Busy sessions are looked at again no sooner than an idle timeout away.
+        // A busy session is looked at again at its expiry (its last lease wakes the reaper
+        // sooner).
         assert_eq!(
             verdict(&busy, &s, t0),
             Verdict::Keep {
-                recheck: Some(t0 + Duration::from_secs(10))
+                recheck: t0 + Duration::from_secs(100)
             }
         );
     }
@@ -187,7 +188,7 @@ mod tests {
         assert_eq!(
             verdict(&v, &s, t0 + Duration::from_secs(1)),
             Verdict::Keep {
-                recheck: Some(t0 + Duration::from_secs(3))
+                recheck: t0 + Duration::from_secs(3)
             }
         );
         assert_eq!(

@@ -10,6 +10,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::error::ErrorKind;
+
 /// Latencies from 1 µs to about 70 minutes.
 const SUB_BUCKETS: usize = 4;
 const BUCKETS: usize = 32 * SUB_BUCKETS;
@@ -99,9 +101,11 @@ pub(crate) struct Counters {
     pub closed_idle: AtomicU64,
     pub closed_aged: AtomicU64,
     pub closed_ping_failed: AtomicU64,
+    pub closed_unresponsive: AtomicU64,
+    pub keepalive_pings: AtomicU64,
     pub list_cache_hits: AtomicU64,
     pub direct_calls: AtomicU64,
-    pub errors: Mutex<BTreeMap<&'static str, u64>>,
+    pub errors: Mutex<BTreeMap<ErrorKind, u64>>,
     pub latency: Mutex<Histogram>,
     pub handshake: Mutex<Histogram>,
 }
@@ -111,7 +115,7 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn error(&self, kind: &'static str) {
+    pub(crate) fn error(&self, kind: ErrorKind) {
         *self.errors.lock().entry(kind).or_default() += 1;
     }
 
@@ -126,18 +130,18 @@ impl Counters {
             misses: get(&self.misses),
             spawns: get(&self.spawns),
             spawn_failures: get(&self.spawn_failures),
-            errors: self
-                .errors
-                .lock()
+            errors: errors
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), *v))
+                .map(|(k, v)| (k.as_str().to_owned(), *v))
                 .collect(),
-            timeouts: errors.get("timeout").copied().unwrap_or(0),
+            timeouts: errors.get(&ErrorKind::Timeout).copied().unwrap_or(0),
             retries: get(&self.retries),
             crashes: get(&self.crashes),
             closed_idle: get(&self.closed_idle),
             closed_aged: get(&self.closed_aged),
             closed_ping_failed: get(&self.closed_ping_failed),
+            closed_unresponsive: get(&self.closed_unresponsive),
+            keepalive_pings: get(&self.keepalive_pings),
             list_cache_hits: get(&self.list_cache_hits),
             direct_calls: get(&self.direct_calls),
             live_sessions: gauges.live_sessions,
@@ -216,6 +220,11 @@ pub struct ServerStats {
     pub closed_aged: u64,
     /// Sessions closed because a keepalive ping failed.
     pub closed_ping_failed: u64,
+    /// Sessions replaced because, after a call on them timed out or was cancelled, the
+    /// server did not answer a health probe.
+    pub closed_unresponsive: u64,
+    /// Keepalive pings sent to idle sessions.
+    pub keepalive_pings: u64,
     /// `list_tools` calls answered from the cache.
     pub list_cache_hits: u64,
     /// Calls made in direct mode (spawn, call, close).
@@ -273,6 +282,8 @@ impl PoolStats {
             total.closed_idle += s.closed_idle;
             total.closed_aged += s.closed_aged;
             total.closed_ping_failed += s.closed_ping_failed;
+            total.closed_unresponsive += s.closed_unresponsive;
+            total.keepalive_pings += s.keepalive_pings;
             total.list_cache_hits += s.list_cache_hits;
             total.direct_calls += s.direct_calls;
             total.live_sessions += s.live_sessions;
@@ -286,6 +297,11 @@ impl PoolStats {
         total.latency_ms = Percentiles::of(&total.latency_histogram);
         total.handshake_ms = Percentiles::of(&total.handshake_histogram);
         PoolStats { servers, total }
+    }
+
+    /// One server's figures, `None` for a name the pool does not have.
+    pub fn server(&self, name: &str) -> Option<&ServerStats> {
+        self.servers.get(name)
     }
 
     /// The snapshot as a JSON string.

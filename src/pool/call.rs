@@ -1,0 +1,338 @@
+//! One call through the pool, top to bottom: make its deadline, lease a session, run the
+//! call on it, decide about a retry, count it. Direct mode and batches are here too.
+//!
+//! A retry never runs a tool twice: a request none of whose bytes reached the server may
+//! go again (on another session, up to twice more); one that was written goes again once,
+//! and only when the method is read-only or the tool's annotations (known from the last
+//! tool list the pool saw, never fetched from a new server to decide) say it is safe,
+//! unless the policy says otherwise. The decision never waits for a new session.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::RetryPolicy;
+use crate::deadline::Deadline;
+use crate::error::{Error, Phase};
+use crate::protocol::{Call, CallToolResult, Tool, ToolCall};
+use crate::session::{BatchOptions, CallOptions, Session};
+
+use super::slot::{Lease, Slot};
+use super::stats::Counters;
+
+/// Attempts of a request that was never written (each on another session).
+const UNWRITTEN_ATTEMPTS: usize = 3;
+
+/// Runs one call on a server with its options (in direct mode when the server's settings
+/// or `direct` say so).
+pub(crate) fn run<T>(
+    slot: &Arc<Slot>,
+    call: &Call<T>,
+    options: CallOptions<'_>,
+    direct: bool,
+) -> Result<T, Error> {
+    run_then(slot, call, options, direct, &mut |_, _, _| {})
+}
+
+/// Lists a server's tools and keeps them as the pool's cache.
+pub(crate) fn list_tools(
+    slot: &Arc<Slot>,
+    options: CallOptions<'_>,
+) -> Result<Arc<Vec<Tool>>, Error> {
+    let mut kept = None;
+    let tools = run_then(
+        slot,
+        &Call::list_tools(),
+        options,
+        false,
+        &mut |session, epoch, tools| {
+            kept = Some(slot.learn_tools(session, epoch, tools.clone()));
+        },
+    )?;
+    Ok(kept.unwrap_or_else(|| Arc::new(tools)))
+}
+
+/// [`run`], then `then` sees the session that answered, its tool-list change count from
+/// before the call, and the result.
+fn run_then<T>(
+    slot: &Arc<Slot>,
+    call: &Call<T>,
+    options: CallOptions<'_>,
+    direct: bool,
+    then: &mut dyn FnMut(&Session, u64, &T),
+) -> Result<T, Error> {
+    let CallOptions {
+        timeout,
+        mut progress,
+        cancel,
+        keep_deadline,
+        meta,
+    } = options;
+    let config = &slot.config;
+    let mut deadline = Deadline::new(
+        timeout.unwrap_or(config.request_timeout),
+        config.max_request_timeout,
+        !keep_deadline,
+    );
+    Counters::add(&slot.counters.calls);
+    if direct || slot.settings.direct {
+        Counters::add(&slot.counters.direct_calls);
+        let result = slot.start_direct(&deadline).and_then(|session| {
+            let result = session.run_within(
+                call,
+                &mut deadline,
+                progress.as_mut(),
+                cancel.as_ref(),
+                meta.as_ref(),
+            );
+            slot.end_direct(session);
+            result
+        });
+        finish(slot, deadline.started(), &result);
+        return result;
+    }
+    let mut exclude = None;
+    let mut attempts = 0;
+    let mut written_retry = false;
+    let result = loop {
+        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref()) {
+            Ok(lease) => lease,
+            Err(e) => break Err(e),
+        };
+        if attempts == 0 {
+            Counters::add(if lease.hit {
+                &slot.counters.hits
+            } else {
+                &slot.counters.misses
+            });
+        }
+        attempts += 1;
+        if let Some(tool) = &call.tool {
+            learn_annotations(slot, &lease, tool, &deadline);
+        }
+        let epoch = lease.session.tools_epoch();
+        let result = lease.session.run_within(
+            call,
+            &mut deadline,
+            progress.as_mut(),
+            cancel.as_ref(),
+            meta.as_ref(),
+        );
+        if let Ok(value) = &result {
+            then(&lease.session, epoch, value);
+        }
+        if matches!(
+            result,
+            Err(Error::Timeout {
+                phase: Phase::Request,
+                ..
+            } | Error::Cancelled)
+        ) {
+            slot.suspect(lease.serial);
+        }
+        let serial = lease.serial;
+        drop(lease);
+        match result {
+            Err(e) if may_retry(slot, call, &e, &deadline, attempts, written_retry) => {
+                log::info!(
+                    "[{}] retrying {} on another session after: {e}",
+                    slot.name,
+                    call.method
+                );
+                Counters::add(&slot.counters.retries);
+                written_retry |= matches!(e, Error::OutcomeUnknown { .. });
+                exclude = Some(serial);
+            }
+            other => break other,
+        }
+    };
+    finish(slot, deadline.started(), &result);
+    result
+}
+
+/// Before the first call of a tool the pool has not seen in a tool list, lists the tools on
+/// the same session (not counted as a call), so a later retry decision knows the tool's
+/// annotations without asking a new server.
+fn learn_annotations(slot: &Slot, lease: &Lease, tool: &str, deadline: &Deadline) {
+    if slot.knows_tool(tool) {
+        return;
+    }
+    let session = &lease.session;
+    let epoch = session.tools_epoch();
+    let mut within = *deadline;
+    match session.run_within(&Call::list_tools(), &mut within, None, None, None) {
+        Ok(tools) => {
+            slot.learn_tools(session, epoch, tools);
+        }
+        Err(e) => log::debug!(
+            "[{}] cannot list tools to learn `{tool}`'s annotations: {e}",
+            slot.name
+        ),
+    }
+}
+
+/// Whether a failed call may run again on another session under the server's policy.
+fn may_retry<T>(
+    slot: &Slot,
+    call: &Call<T>,
+    error: &Error,
+    deadline: &Deadline,
+    attempts: usize,
+    written_retry: bool,
+) -> bool {
+    if deadline.passed() {
+        return false;
+    }
+    match (slot.settings.retry, error) {
+        (RetryPolicy::Never, _) => false,
+        // Never written: it cannot have run.
+        (_, Error::SessionClosed { .. }) => attempts < UNWRITTEN_ATTEMPTS,
+        (_, Error::OutcomeUnknown { .. }) if written_retry => false,
+        (RetryPolicy::Always, Error::OutcomeUnknown { .. }) => true,
+        (RetryPolicy::Safe, Error::OutcomeUnknown { .. }) => {
+            call.read_only || call.tool.as_deref().is_some_and(|t| slot.tool_is_safe(t))
+        }
+        _ => false,
+    }
+}
+
+fn finish<T>(slot: &Slot, start: Instant, result: &Result<T, Error>) {
+    slot.counters.latency.lock().record(start.elapsed());
+    if let Err(e) = result {
+        slot.counters.error(e.kind());
+    }
+}
+
+/// Calls many tools on one session without waiting between them; one result per call, in
+/// order. If the session dies mid-batch, calls never written go to another session and
+/// written ones follow the retry policy.
+pub(crate) fn batch(
+    slot: &Arc<Slot>,
+    calls: &[ToolCall],
+    mut options: BatchOptions<'_>,
+) -> Vec<Result<CallToolResult, Error>> {
+    let total = calls.len();
+    let timeout = options.timeout.unwrap_or(slot.config.request_timeout);
+    let mut deadline = Deadline::new(timeout, timeout, false);
+    let cancel = options.cancel.take();
+    let mut tell = |i: usize, r: &Result<CallToolResult, Error>| {
+        if let Some(f) = options.on_result.as_mut() {
+            f(i, r);
+        }
+    };
+    let counters = &slot.counters;
+    for _ in 0..total {
+        Counters::add(&counters.calls);
+    }
+    // Each call's latency counts from when it was written, not from the batch's start.
+    let record = |sent: Instant, r: &Result<CallToolResult, Error>| {
+        counters.latency.lock().record(sent.elapsed());
+        if let Err(e) = r {
+            counters.error(e.kind());
+        }
+    };
+    if slot.settings.direct {
+        for _ in 0..total {
+            Counters::add(&counters.direct_calls);
+        }
+        // One session of its own for the whole batch.
+        return match slot.start_direct(&deadline) {
+            Ok(session) => {
+                let results =
+                    session.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, sent| {
+                        record(sent, r);
+                        tell(i, r);
+                    });
+                slot.end_direct(session);
+                results
+            }
+            Err(e) => (0..total)
+                .map(|i| {
+                    let r = Err(e.clone());
+                    record(deadline.started(), &r);
+                    tell(i, &r);
+                    r
+                })
+                .collect(),
+        };
+    }
+    let mut results: Vec<Option<Result<CallToolResult, Error>>> =
+        (0..total).map(|_| None).collect();
+    let mut todo: Vec<usize> = (0..total).collect();
+    let mut exclude = None;
+    for attempt in 0..UNWRITTEN_ATTEMPTS {
+        if todo.is_empty() {
+            break;
+        }
+        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref()) {
+            Ok(lease) => lease,
+            Err(e) => {
+                for &i in &todo {
+                    let r = Err(e.clone());
+                    record(deadline.started(), &r);
+                    tell(i, &r);
+                    results[i] = Some(r);
+                }
+                todo.clear();
+                break;
+            }
+        };
+        if attempt == 0 {
+            let counter = if lease.hit {
+                &counters.hits
+            } else {
+                &counters.misses
+            };
+            for _ in 0..total {
+                Counters::add(counter);
+            }
+        }
+        let batch: Vec<ToolCall> = todo.iter().map(|&i| calls[i].clone()).collect();
+        for c in &batch {
+            learn_annotations(slot, &lease, &c.tool, &deadline);
+        }
+        let mut again = Vec::new();
+        let within = deadline;
+        let outcomes =
+            lease
+                .session
+                .batch_within(&batch, &mut deadline, cancel.as_ref(), |k, r, sent| {
+                    // A call to be retried is not finished yet.
+                    let retry = r.as_ref().err().is_some_and(|e| {
+                        let call = Call::call_tool(&batch[k].tool, batch[k].arguments.clone());
+                        call.is_ok_and(|c| {
+                            may_retry(slot, &c, e, &within, attempt + 1, attempt > 0)
+                        })
+                    });
+                    if retry {
+                        again.push(k);
+                    } else {
+                        record(sent, r);
+                        tell(todo[k], r);
+                    }
+                });
+        exclude = Some(lease.serial);
+        drop(lease);
+        let mut next = Vec::new();
+        for (k, outcome) in outcomes.into_iter().enumerate() {
+            let i = todo[k];
+            if again.contains(&k) {
+                Counters::add(&counters.retries);
+                next.push(i);
+            }
+            results[i] = Some(outcome);
+        }
+        todo = next;
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(Error::PoolClosed)))
+        .collect()
+}
+
+/// A session of the server for direct use. It stays in the pool (the reaper may close it
+/// when idle or old; calls on it then fail with `SessionClosed`).
+pub(crate) fn session(slot: &Arc<Slot>) -> Result<Session, Error> {
+    let deadline = Deadline::new(slot.config.start_timeout, slot.config.start_timeout, false);
+    let lease = slot.acquire(&deadline, None, None)?;
+    Ok(lease.session.clone())
+}

@@ -1,0 +1,264 @@
+//! One request on a session, top to bottom: register it, hand it to the worker, then wait
+//! for its outcome on the caller's own thread, reading the server's output itself while it
+//! holds the read token, and give up at the deadline or on cancel.
+//!
+//! The caller keeps its own deadline, so every call ends on time even when the worker or
+//! the server is stuck. A waiting caller that is the only one waiting reads the answer
+//! itself (no thread hop on the way back); one that waits behind another reader gets its
+//! events on its own channel, in order, and may be handed the read token later.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use serde_json::{json, Map, Value};
+
+use crate::deadline::Deadline;
+use crate::error::{CloseReason, Error, Phase};
+use crate::jsonrpc;
+use crate::protocol::kind_of;
+
+use super::inbound::{self, Fill};
+use super::options::{CancelGuard, CancelHandle, ProgressFn};
+use super::pending::Event;
+use super::shared::{Command, Shared};
+use super::sys::{self, Watch};
+
+/// A request handed to the worker, not yet answered.
+pub(crate) struct Sent {
+    id: u64,
+    events: Receiver<Event>,
+    sender: Sender<Event>,
+    queued: Arc<AtomicUsize>,
+    _in_flight: InFlight,
+}
+
+/// Counts a call in flight for its duration, and when the session was last used.
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.last_used.lock() = Instant::now();
+        self.0.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.call_ended();
+    }
+}
+
+/// Registers a request and queues it for the worker. `progress` asks for progress reports
+/// (the request id is the progress token); `meta` adds the caller's `_meta` entries.
+pub(crate) fn send(
+    shared: &Arc<Shared>,
+    method: &str,
+    params: Option<Value>,
+    meta: Option<&Map<String, Value>>,
+    progress: bool,
+) -> Result<Sent, Error> {
+    if shared.reading_here() {
+        return Err(Error::InvalidArgument(format!(
+            "a handler hook of session `{}` called the same session: hooks run while the \
+             session's output is read; hand the work to another thread",
+            shared.name
+        )));
+    }
+    if !shared.lifecycle.is_ready() {
+        return Err(shared.closed_error());
+    }
+    let mut params = match params {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!(
+                "params of `{method}` must be a JSON object, not {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let envelope = shared.envelope.get();
+    if progress || envelope.is_some() || meta.is_some() {
+        let params = params.get_or_insert_with(Map::new);
+        let slot = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(fields) = slot else {
+            return Err(Error::InvalidArgument(format!(
+                "`_meta` in params of `{method}` must be an object"
+            )));
+        };
+        for (k, v) in meta.into_iter().flatten() {
+            fields.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if progress {
+            fields.insert("progressToken".into(), json!(id));
+        }
+        for (k, v) in envelope.into_iter().flatten() {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    let params = params.map(Value::Object);
+    let line = jsonrpc::request_line(id, method, params.as_ref());
+    let (sender, events) = unbounded();
+    let ticket = shared.table.lock().register(id, sender.clone())?;
+    shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    shared.counters.calls.fetch_add(1, Ordering::Relaxed);
+    let in_flight = InFlight(shared.clone());
+    shared.submit(Command::Write { id, line });
+    Ok(Sent {
+        id,
+        events,
+        sender,
+        queued: ticket.queued,
+        _in_flight: in_flight,
+    })
+}
+
+/// Why a wait stopped without an outcome.
+enum Stop {
+    Deadline,
+    Cancelled,
+}
+
+/// What leading ended with.
+enum Led {
+    Done(Result<Value, Error>),
+    /// Progress for this call came in: the token was handed on before the callback runs.
+    SteppedOut(crate::protocol::Progress),
+    /// The session is ending: the worker took the token.
+    Lost,
+    Stopped(Stop),
+}
+
+/// Waits for a sent request's outcome until `deadline` (which progress reports may push
+/// back) or its cancellation. An outcome that is already there wins over a passed deadline.
+pub(crate) fn wait(
+    shared: &Arc<Shared>,
+    sent: Sent,
+    deadline: &mut Deadline,
+    mut progress: Option<&mut ProgressFn<'_>>,
+    cancel: Option<&CancelHandle>,
+) -> Result<Value, Error> {
+    let _cancel: Option<CancelGuard> = cancel.map(|c| {
+        let (events, shared) = (sent.sender.clone(), shared.clone());
+        c.on_cancel(move || {
+            let _ = events.send(Event::Cancel);
+            shared.wake.ring();
+        })
+    });
+    // A progress report runs its callback with the thread not waiting (so the token is
+    // never held by a thread that is busy elsewhere), then waits again.
+    let mut report = |sent: &Sent, deadline: &mut Deadline, p: &crate::protocol::Progress| {
+        sent.queued.fetch_sub(1, Ordering::AcqRel);
+        shared.table.lock().pause_wait(sent.id);
+        if let Some(f) = progress.as_mut() {
+            f(p);
+        }
+        deadline.progressed();
+    };
+    loop {
+        if shared.table.lock().begin_wait(sent.id) {
+            match lead(shared, &sent, deadline) {
+                Led::Done(outcome) => return outcome,
+                Led::SteppedOut(p) => report(&sent, deadline, &p),
+                Led::Lost => {}
+                Led::Stopped(why) => return give_up(shared, &sent, why, deadline),
+            }
+            continue;
+        }
+        match sent.events.recv_deadline(deadline.at()) {
+            Ok(Event::Done(outcome)) => return outcome,
+            Ok(Event::Progress(p)) => report(&sent, deadline, &p),
+            // Taken up by `begin_wait` at the top of the loop.
+            Ok(Event::Lead) => {}
+            Ok(Event::Cancel) => return give_up(shared, &sent, Stop::Cancelled, deadline),
+            Err(RecvTimeoutError::Timeout) => {
+                return give_up(shared, &sent, Stop::Deadline, deadline)
+            }
+            // The sender lives in `sent`: cannot happen.
+            Err(RecvTimeoutError::Disconnected) => return Err(shared.closed_error()),
+        }
+    }
+}
+
+/// Reads the server's output until this call's outcome comes, handling every line on the
+/// way (other callers' answers go to their channels).
+fn lead(shared: &Arc<Shared>, sent: &Sent, deadline: &Deadline) -> Led {
+    let mut lines = shared.lock_lines();
+    loop {
+        match sent.events.try_recv() {
+            Ok(Event::Done(outcome)) => {
+                shared.table.lock().hand_off(sent.id);
+                return Led::Done(outcome);
+            }
+            Ok(Event::Progress(p)) => return Led::SteppedOut(p),
+            Ok(Event::Cancel) => return Led::Stopped(Stop::Cancelled),
+            Ok(Event::Lead) | Err(_) => {}
+        }
+        if shared.lifecycle.is_ending() {
+            return Led::Lost;
+        }
+        // Both are closed only by the worker, and only while it holds `lines`.
+        let (Some(fd), Some(wake)) = (lines.fd(), shared.wake.fd()) else {
+            return Led::Lost;
+        };
+        let mut watches = [Watch::new(fd, sys::IN), Watch::new(wake, sys::IN)];
+        match sys::poll(&mut watches, Some(deadline.at())) {
+            Ok(true) => {}
+            Ok(false) => return Led::Stopped(Stop::Deadline),
+            Err(e) => {
+                shared.end(CloseReason::Broken(format!("poll: {e}")));
+                return Led::Lost;
+            }
+        }
+        if watches[1].readable() {
+            shared.wake.drain();
+        }
+        if !watches[0].readable() {
+            continue;
+        }
+        match lines.fill() {
+            Fill::Data => {
+                while let Some(frame) = lines.next() {
+                    inbound::route(shared, frame, &mut |line| {
+                        shared.submit(Command::Answer(line))
+                    });
+                }
+            }
+            Fill::Empty => {}
+            Fill::Eof => shared.end(CloseReason::Eof),
+            Fill::Failed(e) => {
+                shared.end(CloseReason::Broken(format!("reading server output: {e}")))
+            }
+        }
+    }
+}
+
+/// Stops waiting: the entry goes (the token with it, to another waiting caller), unless
+/// the outcome is already there; then the worker tells the server.
+fn give_up(
+    shared: &Arc<Shared>,
+    sent: &Sent,
+    why: Stop,
+    deadline: &Deadline,
+) -> Result<Value, Error> {
+    let abandoned = shared.table.lock().abandon(sent.id);
+    for event in sent.events.try_iter() {
+        if let Event::Done(outcome) = event {
+            return outcome;
+        }
+    }
+    let reason = match why {
+        Stop::Deadline => "timed out",
+        Stop::Cancelled => "cancelled by the client",
+    };
+    if abandoned.is_some() {
+        shared.submit(Command::Abandon {
+            id: sent.id,
+            reason,
+        });
+    }
+    Err(match why {
+        Stop::Deadline => deadline.expired(Phase::Request),
+        Stop::Cancelled => Error::Cancelled,
+    })
+}
