@@ -3,7 +3,6 @@
 #![warn(rust_2018_idioms)]
 
 mod config;
-mod config_file;
 mod deadline;
 mod error;
 // The C ABI (`include/mcp_pool.h`): private, since its items are for C, not Rust callers.

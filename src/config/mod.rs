@@ -1,0 +1,10 @@
+//! Configuration: how to start a server and how its sessions behave (`settings.rs`), the
+//! `mcpServers` / VS Code file loader (`file.rs`), the table of its `pool` keys
+//! (`keys.rs`), and the loader's pure text helpers: JSONC and `${VAR}` (`text.rs`).
+
+mod file;
+mod keys;
+mod settings;
+mod text;
+
+pub use settings::{Generation, PoolSettings, RetryPolicy, ServerConfig};
