@@ -158,6 +158,48 @@ fn line_of<T: Serialize>(msg: &T) -> Vec<u8> {
     line
 }
 
+/// Request params with `_meta` entries added, serialized without copying the params
+/// (which may be large): the params' own entries, then `_meta` merged from the params'
+/// `_meta`, the caller's extra entries and the library's (later ones win).
+pub(crate) struct WithMeta<'a> {
+    pub params: Option<&'a Map<String, Value>>,
+    pub meta: Map<String, Value>,
+}
+
+impl Serialize for WithMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.params.into_iter().flatten() {
+            if k != "_meta" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if !self.meta.is_empty() {
+            map.serialize_entry("_meta", &self.meta)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct OutRequestWithMeta<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: &'a WithMeta<'a>,
+}
+
+/// A request line whose params get `_meta` entries, newline included.
+pub(crate) fn request_line_with_meta(id: u64, method: &str, params: &WithMeta<'_>) -> Vec<u8> {
+    line_of(&OutRequestWithMeta {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+}
+
 /// A request line, newline included.
 pub(crate) fn request_line(id: u64, method: &str, params: Option<&Value>) -> Vec<u8> {
     line_of(&OutRequest {
@@ -241,6 +283,30 @@ mod tests {
         assert!(matches!(&out[3], Ok(Message::Notification { .. })));
         assert!(out[4].is_err());
         assert!(out[5].is_err());
+    }
+
+    #[test]
+    fn meta_is_merged_without_touching_the_params() {
+        let params =
+            json!({"name": "t", "arguments": {"a": 1}, "_meta": {"mine": 1, "progressToken": "x"}});
+        let mut meta = params["_meta"].as_object().unwrap().clone();
+        meta.insert("progressToken".into(), json!(7));
+        let with = WithMeta {
+            params: params.as_object(),
+            meta,
+        };
+        let line = request_line_with_meta(7, "tools/call", &with);
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            v["params"],
+            json!({"name": "t", "arguments": {"a": 1}, "_meta": {"mine": 1, "progressToken": 7}})
+        );
+        let bare = WithMeta {
+            params: None,
+            meta: Map::new(),
+        };
+        let v: Value = serde_json::from_slice(&request_line_with_meta(1, "ping", &bare)).unwrap();
+        assert_eq!(v["params"], json!({}));
     }
 
     #[test]

@@ -46,11 +46,12 @@ impl Drop for InFlight {
 }
 
 /// Registers a request and queues it for the worker. `progress` asks for progress reports
-/// (the request id is the progress token); `meta` adds the caller's `_meta` entries.
+/// (the request id is the progress token); `meta` adds the caller's `_meta` entries. The
+/// params are serialized where they are, never copied.
 pub(crate) fn send(
     shared: &Arc<Shared>,
     method: &str,
-    params: Option<Value>,
+    params: Option<&Value>,
     meta: Option<&Map<String, Value>>,
     progress: bool,
 ) -> Result<Sent, Error> {
@@ -64,40 +65,45 @@ pub(crate) fn send(
     if !shared.lifecycle.is_ready() {
         return Err(shared.closed_error());
     }
-    let mut params = match params {
+    let params = match params {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(map),
         Some(other) => {
             return Err(Error::InvalidArgument(format!(
                 "params of `{method}` must be a JSON object, not {}",
-                kind_of(&other)
+                kind_of(other)
             )))
         }
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let envelope = shared.envelope.get();
-    if progress || envelope.is_some() || meta.is_some() {
-        let params = params.get_or_insert_with(Map::new);
-        let slot = params
-            .entry("_meta")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let Value::Object(fields) = slot else {
+    let mut fields = match params.and_then(|p| p.get("_meta")) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(own)) => own.clone(),
+        Some(_) => {
             return Err(Error::InvalidArgument(format!(
                 "`_meta` in params of `{method}` must be an object"
-            )));
-        };
-        for (k, v) in meta.into_iter().flatten() {
-            fields.entry(k.clone()).or_insert_with(|| v.clone());
+            )))
         }
-        if progress {
-            fields.insert("progressToken".into(), json!(id));
-        }
-        for (k, v) in envelope.into_iter().flatten() {
-            fields.insert(k.clone(), v.clone());
-        }
+    };
+    for (k, v) in meta.into_iter().flatten() {
+        fields.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let params = params.map(Value::Object);
-    let line = jsonrpc::request_line(id, method, params.as_ref());
+    if progress {
+        fields.insert("progressToken".into(), json!(id));
+    }
+    for (k, v) in envelope.into_iter().flatten() {
+        fields.insert(k.clone(), v.clone());
+    }
+    let line = if params.is_none() && fields.is_empty() {
+        jsonrpc::request_line(id, method, None)
+    } else {
+        let with = jsonrpc::WithMeta {
+            params,
+            meta: fields,
+        };
+        jsonrpc::request_line_with_meta(id, method, &with)
+    };
     let (sender, events) = unbounded();
     let ticket = shared.table.lock().register(id, sender.clone())?;
     shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);

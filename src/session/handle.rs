@@ -560,7 +560,7 @@ impl Session {
                         return Err(Error::Cancelled);
                     }
                     let call = Call::call_tool(&c.tool, c.arguments.clone())?;
-                    let sent = call::send(shared, &call.method, call.params.clone(), None, false)?;
+                    let sent = call::send(shared, &call.method, call.params.as_ref(), None, false)?;
                     Ok((call, sent))
                 })();
                 (sent, Instant::now())
@@ -653,12 +653,12 @@ impl Session {
             ("ping", Some(Generation::PerRequest)) => "server/discover",
             (m, _) => m,
         };
-        let mut once = |params: Option<Value>, progress: Option<&mut ProgressFn<'_>>| {
+        let mut once = |params: Option<&Value>, progress: Option<&mut ProgressFn<'_>>| {
             let sent = call::send(shared, method, params, meta, progress.is_some())?;
             call::wait(shared, sent, deadline, progress, cancel)
         };
         let Some(key) = call.pages else {
-            let value = once(call.params.clone(), progress)?;
+            let value = once(call.params.as_ref(), progress)?;
             return (call.parse)(value, method);
         };
         let mut items = Vec::new();
@@ -670,7 +670,7 @@ impl Session {
                 map.insert("cursor".into(), json!(c));
             }
             let params = (params != json!({})).then_some(params);
-            let mut page = once(params, progress.as_deref_mut())?;
+            let mut page = once(params.as_ref(), progress.as_deref_mut())?;
             match page.get_mut(key).map(Value::take) {
                 Some(Value::Array(list)) => items.extend(list),
                 _ => {

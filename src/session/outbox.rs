@@ -60,6 +60,22 @@ impl Outbox {
         }
         let start = self.buf.len();
         self.buf.extend_from_slice(line);
+        self.record(start, id);
+        Ok(())
+    }
+
+    /// [`push`](Self::push) of a line the outbox may keep (no copy when nothing waits).
+    pub(crate) fn push_owned(&mut self, line: Vec<u8>, id: Option<u64>) -> Result<(), Full> {
+        if !self.buf.is_empty() {
+            return self.push(&line, id);
+        }
+        self.buf = line;
+        self.written = 0;
+        self.record(0, id);
+        Ok(())
+    }
+
+    fn record(&mut self, start: usize, id: Option<u64>) {
         if let Some(id) = id {
             self.segments.push_back(Segment {
                 start,
@@ -68,7 +84,6 @@ impl Outbox {
                 sent: false,
             });
         }
-        Ok(())
     }
 
     /// Writes what `write` takes (0: nothing now) and returns the requests whose first byte

@@ -403,8 +403,8 @@ impl Worker {
     /// Queues a command's output. Returns a reason on `Close` or when the outbox is full.
     fn command(&mut self, command: Command) -> Option<CloseReason> {
         let queued = match command {
-            Command::Write { id, line } => self.outbox.push(&line, Some(id)),
-            Command::Notify(line) | Command::Answer(line) => self.outbox.push(&line, None),
+            Command::Write { id, line } => self.outbox.push_owned(line, Some(id)),
+            Command::Notify(line) | Command::Answer(line) => self.outbox.push_owned(line, None),
             Command::Abandon { id, reason } => {
                 if self.outbox.withdraw(id) {
                     Ok(())
