@@ -103,10 +103,52 @@ pub enum Error {
         size: usize,
     },
 
-    /// The server broke the protocol (an answer of the wrong shape, an unknown version, a
-    /// cursor loop).
+    /// The server broke the protocol (an answer of the wrong shape, an unknown version or
+    /// `resultType`, a cursor loop, input asked for too many times).
     #[error("protocol violation: {0}")]
     Protocol(String),
+
+    /// The server asked for input (multi round-trip: elicitation, sampling, roots) that this
+    /// client cannot or would not give: the handler does not support it, or refused.
+    #[error("the server asked for `{method}`, which the client did not give: {reason}")]
+    InputRefused {
+        /// The input request's method, e.g. `elicitation/create`.
+        method: String,
+        /// Why (the handler's message, or what is not supported).
+        reason: String,
+    },
+
+    /// The tool declared an output schema and its result's `structuredContent` does not
+    /// match it. The result is kept, unchecked.
+    #[error("the result of tool `{tool}` does not match its output schema: {message}")]
+    InvalidOutput {
+        /// The tool.
+        tool: String,
+        /// What the validator said.
+        message: String,
+        /// The result as the server sent it.
+        result: Box<crate::protocol::CallToolResult>,
+    },
+
+    /// The call was refused here, not sent: the agreed protocol version removed the method,
+    /// or the server did not declare the capability it needs.
+    #[error("`{method}` is not available on this server: {reason}")]
+    Unsupported {
+        /// The method.
+        method: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The server needs the user to complete URL elicitations first (JSON-RPC error
+    /// -32042, 2025-11-25): each names a URL to show the user, who then retries.
+    #[error("the server needs {} URL elicitation(s) first: {message}", elicitations.len())]
+    UrlElicitationRequired {
+        /// The server's message.
+        message: String,
+        /// The elicitations (`mode`, `url`, `message`, `elicitationId`), as sent.
+        elicitations: Vec<serde_json::Value>,
+    },
 
     /// An argument given by the caller is invalid (bad method name, params not an object, ...).
     #[error("invalid argument: {0}")]
@@ -169,6 +211,14 @@ pub enum ErrorKind {
     TooLarge,
     /// [`Error::Protocol`].
     Protocol,
+    /// [`Error::InputRefused`].
+    InputRefused,
+    /// [`Error::InvalidOutput`].
+    InvalidOutput,
+    /// [`Error::Unsupported`].
+    Unsupported,
+    /// [`Error::UrlElicitationRequired`].
+    UrlElicitationRequired,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
     /// [`Error::Config`].
@@ -196,6 +246,10 @@ impl ErrorKind {
             ErrorKind::OutcomeUnknown => "outcome_unknown",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::InputRefused => "input_refused",
+            ErrorKind::InvalidOutput => "invalid_output",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::UrlElicitationRequired => "url_elicitation_required",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Config => "config",
             ErrorKind::PoolClosed => "pool_closed",
@@ -236,6 +290,10 @@ impl Error {
             Error::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Protocol(_) => ErrorKind::Protocol,
+            Error::InputRefused { .. } => ErrorKind::InputRefused,
+            Error::InvalidOutput { .. } => ErrorKind::InvalidOutput,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::UrlElicitationRequired { .. } => ErrorKind::UrlElicitationRequired,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Config(_) => ErrorKind::Config,
             Error::PoolClosed => ErrorKind::PoolClosed,

@@ -78,11 +78,21 @@ pub enum mcp_status {
     /// The server's answer was over the message size limit (`maxMessageBytes`); it was
     /// dropped and the session goes on. Repeating the call gives the same.
     MCP_ERR_TOO_LARGE = 17,
+    /// The server asked for input (elicitation, sampling, roots) the client did not give:
+    /// no handler for it, or the handler refused.
+    MCP_ERR_INPUT_REFUSED = 18,
+    /// The tool's structured result does not match its declared output schema.
+    MCP_ERR_INVALID_OUTPUT = 19,
+    /// Refused before sending: the protocol version removed the method, or the server did
+    /// not declare the capability it needs.
+    MCP_ERR_UNSUPPORTED = 20,
+    /// The server needs the user to complete URL elicitations first (error -32042).
+    MCP_ERR_URL_ELICITATION_REQUIRED = 21,
 }
 
 impl mcp_status {
     /// Every code, in numeric order (`ALL[i] as c_int == i`).
-    const ALL: [mcp_status; 18] = [
+    const ALL: [mcp_status; 22] = [
         mcp_status::MCP_OK,
         mcp_status::MCP_TOOL_ERROR,
         mcp_status::MCP_ERR_INVALID_ARGUMENT,
@@ -101,6 +111,10 @@ impl mcp_status {
         mcp_status::MCP_ERR_CANCELLED,
         mcp_status::MCP_ERR_PANIC,
         mcp_status::MCP_ERR_TOO_LARGE,
+        mcp_status::MCP_ERR_INPUT_REFUSED,
+        mcp_status::MCP_ERR_INVALID_OUTPUT,
+        mcp_status::MCP_ERR_UNSUPPORTED,
+        mcp_status::MCP_ERR_URL_ELICITATION_REQUIRED,
     ];
 
     /// The code's C name, NUL-terminated.
@@ -124,6 +138,10 @@ impl mcp_status {
             mcp_status::MCP_ERR_CANCELLED => "MCP_ERR_CANCELLED\0",
             mcp_status::MCP_ERR_PANIC => "MCP_ERR_PANIC\0",
             mcp_status::MCP_ERR_TOO_LARGE => "MCP_ERR_TOO_LARGE\0",
+            mcp_status::MCP_ERR_INPUT_REFUSED => "MCP_ERR_INPUT_REFUSED\0",
+            mcp_status::MCP_ERR_INVALID_OUTPUT => "MCP_ERR_INVALID_OUTPUT\0",
+            mcp_status::MCP_ERR_UNSUPPORTED => "MCP_ERR_UNSUPPORTED\0",
+            mcp_status::MCP_ERR_URL_ELICITATION_REQUIRED => "MCP_ERR_URL_ELICITATION_REQUIRED\0",
         }
     }
 
@@ -138,6 +156,10 @@ impl mcp_status {
             Error::SessionClosed { .. } => mcp_status::MCP_ERR_SESSION_CLOSED,
             Error::OutcomeUnknown { .. } => mcp_status::MCP_ERR_OUTCOME_UNKNOWN,
             Error::TooLarge { .. } => mcp_status::MCP_ERR_TOO_LARGE,
+            Error::InputRefused { .. } => mcp_status::MCP_ERR_INPUT_REFUSED,
+            Error::InvalidOutput { .. } => mcp_status::MCP_ERR_INVALID_OUTPUT,
+            Error::Unsupported { .. } => mcp_status::MCP_ERR_UNSUPPORTED,
+            Error::UrlElicitationRequired { .. } => mcp_status::MCP_ERR_URL_ELICITATION_REQUIRED,
             Error::Protocol(_) => mcp_status::MCP_ERR_PROTOCOL,
             Error::InvalidArgument(_) => mcp_status::MCP_ERR_INVALID_ARGUMENT,
             Error::Config(_) => mcp_status::MCP_ERR_CONFIG,
@@ -636,7 +658,7 @@ mod tests {
             assert_eq!(text(mcp_error_code_name(i as c_int)), format!("{code:?}"));
         }
         assert_eq!(text(mcp_error_code_name(-1)), "MCP_UNKNOWN_CODE");
-        assert_eq!(text(mcp_error_code_name(18)), "MCP_UNKNOWN_CODE");
+        assert_eq!(text(mcp_error_code_name(22)), "MCP_UNKNOWN_CODE");
     }
 
     #[test]

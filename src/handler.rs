@@ -183,13 +183,81 @@ impl ClientHandler for StaticRoots {
     }
 }
 
-/// The `capabilities` object declared for a handler.
-pub(crate) fn client_capabilities(support: HandlerSupport) -> Value {
+/// Answers one request the server made of the client (a server-to-client request, or one
+/// entry of an input-required result) through the handler: the result for the server, or
+/// the JSON-RPC error the protocol prescribes (method not found for what the handler does
+/// not support, invalid params for an elicitation mode not declared). A panicking handler
+/// gives an internal error.
+pub(crate) fn answer(
+    handler: &dyn ClientHandler,
+    support: HandlerSupport,
+    method: &str,
+    params: &Value,
+) -> Result<Value, crate::jsonrpc::RpcError> {
+    use crate::jsonrpc::{RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+    let refuse = |code, message: String| {
+        Err(RpcError {
+            code,
+            message,
+            data: None,
+        })
+    };
+    let supported = match method {
+        "roots/list" => support.roots,
+        "sampling/createMessage" => support.sampling,
+        "elicitation/create" => {
+            let mode = params.get("mode").and_then(Value::as_str).unwrap_or("form");
+            if mode != "form" || !support.elicitation {
+                return refuse(
+                    INVALID_PARAMS,
+                    format!("elicitation mode `{mode}` is not supported by this client"),
+                );
+            }
+            true
+        }
+        _ => false,
+    };
+    if !supported {
+        return refuse(
+            METHOD_NOT_FOUND,
+            format!("method not found: {}", crate::jsonrpc::brief(&method)),
+        );
+    }
+    let call = std::panic::AssertUnwindSafe(|| match method {
+        "roots/list" => handler.roots(params),
+        "sampling/createMessage" => handler.sampling(params),
+        _ => handler.elicitation(params),
+    });
+    match std::panic::catch_unwind(call) {
+        Ok(result) => result.map_err(|e| RpcError {
+            code: e.code,
+            message: e.message,
+            data: None,
+        }),
+        Err(_) => refuse(
+            INTERNAL_ERROR,
+            format!("the client's {method} handler failed"),
+        ),
+    }
+}
+
+/// The `capabilities` object declared for a handler, in a generation: the per-request one
+/// (`per_request`) has no `roots.listChanged`, and declares the tasks extension when
+/// `tasks` is on.
+pub(crate) fn client_capabilities(
+    support: HandlerSupport,
+    per_request: bool,
+    tasks: bool,
+) -> Value {
     let mut caps = serde_json::Map::new();
     if support.roots {
         caps.insert(
             "roots".into(),
-            json!({ "listChanged": support.roots_list_changed }),
+            if per_request {
+                json!({})
+            } else {
+                json!({ "listChanged": support.roots_list_changed })
+            },
         );
     }
     if support.sampling {
@@ -197,6 +265,12 @@ pub(crate) fn client_capabilities(support: HandlerSupport) -> Value {
     }
     if support.elicitation {
         caps.insert("elicitation".into(), json!({ "form": {} }));
+    }
+    if per_request && tasks {
+        caps.insert(
+            "extensions".into(),
+            json!({ crate::protocol::TASKS_EXTENSION: {} }),
+        );
     }
     Value::Object(caps)
 }
@@ -207,9 +281,19 @@ mod tests {
 
     #[test]
     fn capabilities_declare_only_what_is_supported() {
-        assert_eq!(client_capabilities(NoHandler.supports()), json!({}));
-        let caps = client_capabilities(StaticRoots::new([("file:///a", "a")]).supports());
+        assert_eq!(
+            client_capabilities(NoHandler.supports(), false, true),
+            json!({})
+        );
+        let roots = StaticRoots::new([("file:///a", "a")]).supports();
+        let caps = client_capabilities(roots, false, true);
         assert_eq!(caps, json!({"roots": {"listChanged": false}}));
+        // The per-request generation removed `roots.listChanged`.
+        let caps = client_capabilities(roots, true, true);
+        assert_eq!(
+            caps,
+            json!({"roots": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}})
+        );
         assert_eq!(
             NoHandler.roots(&Value::Null).unwrap_err().code,
             crate::jsonrpc::METHOD_NOT_FOUND

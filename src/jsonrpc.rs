@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 pub(crate) const INVALID_REQUEST: i64 = -32600;
 /// The JSON-RPC error code for "method not found".
 pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+/// The JSON-RPC error code for "invalid params".
+pub(crate) const INVALID_PARAMS: i64 = -32602;
 /// The JSON-RPC error code for "internal error".
 pub(crate) const INTERNAL_ERROR: i64 = -32603;
 

@@ -19,9 +19,12 @@ pub use handler::{ClientHandler, HandlerError, HandlerSupport, ListKind, NoHandl
 pub use pool::{Percentiles, Pool, PoolBuilder, PoolStats, ServerStats};
 pub use protocol::{
     is_read_only_method, CallToolResult, Content, GetPromptResult, Implementation, LogLevel,
-    Progress, PromptMessage, ServerDetails, Tool, ToolAnnotations, ToolCall,
+    Progress, PromptMessage, ServerDetails, Task, TaskStatus, TaskSupport, Tool, ToolAnnotations,
+    ToolCall, ToolExecution,
 };
-pub use session::{BatchOptions, CallOptions, CancelHandle, Session};
+pub use session::{
+    BatchOptions, CallOptions, CancelHandle, ListenFilter, Session, Subscription, TaskHandle,
+};
 
 /// Starts the process-wide watchdog now (it otherwise starts with the first server) and
 /// returns its pid. For tests that count this process's children and descriptors: the

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::settings::{Generation, PoolSettings, RetryPolicy, ServerConfig};
 use super::text::duration_from_secs;
+use crate::protocol::LogLevel;
 
 /// The settings that apply to the whole pool, not one server.
 #[derive(Debug, Default, Clone)]
@@ -117,6 +118,10 @@ pool_keys! {
     "maxMessageBytes" => config.max_message_size: usize = count;
     "generation" => config.generation: Generation = generation;
     "inheritEnv" => config.inherit_env: bool = boolean;
+    "maxInputRounds" => config.max_input_rounds: usize = count;
+    "validateOutput" => config.validate_output: bool = boolean;
+    "tasks" => config.tasks: bool = boolean;
+    "logLevel" => config.log_level: Option<LogLevel> = log_level;
     "maxChildren" => pool.max_children: usize = count;
     "warmEagerly" => pool.warm_eagerly: bool = boolean;
 }
@@ -225,6 +230,28 @@ fn retry(v: &Value) -> Result<Option<RetryPolicy>, String> {
         Some("safe") => Ok(RetryPolicy::Safe),
         Some("always") => Ok(RetryPolicy::Always),
         _ => Err(one_of(v, &["never", "safe", "always"])),
+    })
+}
+
+fn log_level(v: &Value) -> Result<Option<Option<LogLevel>>, String> {
+    unless_null(v, |v| {
+        serde_json::from_value::<LogLevel>(v.clone())
+            .map(Some)
+            .map_err(|_| {
+                one_of(
+                    v,
+                    &[
+                        "debug",
+                        "info",
+                        "notice",
+                        "warning",
+                        "error",
+                        "critical",
+                        "alert",
+                        "emergency",
+                    ],
+                )
+            })
     })
 }
 

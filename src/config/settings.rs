@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::deadline::{MAX_DURATION, MAX_DURATION_YEARS};
 use crate::error::Error;
 use crate::handler::{ClientHandler, NoHandler};
+use crate::protocol::LogLevel;
 
 /// Which MCP protocol generation a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     pub(crate) client_name: String,
     pub(crate) client_version: String,
     pub(crate) handler: Arc<dyn ClientHandler>,
+    pub(crate) max_input_rounds: usize,
+    pub(crate) validate_output: bool,
+    pub(crate) tasks: bool,
+    pub(crate) log_level: Option<LogLevel>,
 }
 
 impl ServerConfig {
@@ -81,6 +86,10 @@ impl ServerConfig {
             client_name: env!("CARGO_PKG_NAME").to_owned(),
             client_version: env!("CARGO_PKG_VERSION").to_owned(),
             handler: Arc::new(NoHandler),
+            max_input_rounds: 10,
+            validate_output: true,
+            tasks: true,
+            log_level: None,
         }
     }
 
@@ -191,6 +200,41 @@ impl ServerConfig {
         self
     }
 
+    /// How many times one call may answer the server's requests for input (multi
+    /// round-trip, per-request generation) before it fails as a protocol error. Defaults
+    /// to 10.
+    pub fn max_input_rounds(mut self, rounds: usize) -> Self {
+        self.max_input_rounds = rounds;
+        self
+    }
+
+    /// Checks each successful tool result's `structuredContent` against the tool's
+    /// `outputSchema` (JSON Schema 2020-12 unless the schema's `$schema` says otherwise;
+    /// references outside the schema are never loaded). A result that does not match is
+    /// [`Error::InvalidOutput`]. Defaults to `true`.
+    pub fn validate_output(mut self, validate: bool) -> Self {
+        self.validate_output = validate;
+        self
+    }
+
+    /// Takes part in tasks: declares the tasks extension (per-request generation) and runs
+    /// tools whose `taskSupport` is `required` as tasks, waiting for their result within the
+    /// call's deadline. Defaults to `true`.
+    pub fn tasks(mut self, enabled: bool) -> Self {
+        self.tasks = enabled;
+        self
+    }
+
+    /// The level of the log messages the server sends. In the per-request generation it
+    /// is sent with every request (`io.modelcontextprotocol/logLevel`; without it the server
+    /// sends none); in the handshake generation it is set with `logging/setLevel` when the
+    /// session starts. Messages reach the handler's `on_notification` and `log`. Defaults
+    /// to none.
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = Some(level);
+        self
+    }
+
     /// The command and arguments, for messages.
     pub(crate) fn command_line(&self) -> String {
         let mut s = self.command.clone();
@@ -235,6 +279,9 @@ impl ServerConfig {
         }
         if self.max_request_timeout < self.request_timeout {
             return bad("max request timeout is shorter than the request timeout");
+        }
+        if self.max_input_rounds == 0 {
+            return bad("max input rounds must be at least 1");
         }
         if self.max_message_size < 1024 {
             return bad("max message size must be at least 1024 bytes");

@@ -13,10 +13,10 @@ use std::time::Instant;
 use crate::config::RetryPolicy;
 use crate::deadline::Deadline;
 use crate::error::{Error, Phase};
-use crate::protocol::{Call, CallToolResult, Tool, ToolCall};
+use crate::protocol::{Call, CallToolResult, Tool, ToolCall, ToolIndex};
 use crate::session::{BatchOptions, CallOptions, Session};
 
-use super::slot::{Lease, Slot};
+use super::slot::Slot;
 use super::stats::Counters;
 
 /// Attempts of a request that was never written (each on another session).
@@ -60,12 +60,13 @@ fn run_then<T>(
     direct: bool,
     then: &mut dyn FnMut(&Session, u64, &T),
 ) -> Result<T, Error> {
+    let meta = options.meta_with_level();
     let CallOptions {
         timeout,
         mut progress,
         cancel,
         keep_deadline,
-        meta,
+        ..
     } = options;
     let config = &slot.config;
     let mut deadline = Deadline::new(
@@ -106,9 +107,7 @@ fn run_then<T>(
             });
         }
         attempts += 1;
-        if let Some(tool) = &call.tool {
-            learn_annotations(slot, &lease, tool, &deadline);
-        }
+        slot.share_index(&lease.session);
         let epoch = lease.session.tools_epoch();
         let result = lease.session.run_within(
             call,
@@ -129,10 +128,22 @@ fn run_then<T>(
         ) {
             slot.suspect(lease.serial);
         }
+        slot.share_index(&lease.session);
         let serial = lease.serial;
+        let known = lease.session.tool_index();
         drop(lease);
         match result {
-            Err(e) if may_retry(slot, call, &e, &deadline, attempts, written_retry) => {
+            Err(e)
+                if may_retry(
+                    slot,
+                    known.as_deref(),
+                    call,
+                    &e,
+                    &deadline,
+                    attempts,
+                    written_retry,
+                ) =>
+            {
                 log::info!(
                     "[{}] retrying {} on another session after: {e}",
                     slot.name,
@@ -149,30 +160,11 @@ fn run_then<T>(
     result
 }
 
-/// Before the first call of a tool the pool has not seen in a tool list, lists the tools on
-/// the same session (not counted as a call), so a later retry decision knows the tool's
-/// annotations without asking a new server.
-fn learn_annotations(slot: &Slot, lease: &Lease, tool: &str, deadline: &Deadline) {
-    if slot.knows_tool(tool) {
-        return;
-    }
-    let session = &lease.session;
-    let epoch = session.tools_epoch();
-    let mut within = *deadline;
-    match session.run_within(&Call::list_tools(), &mut within, None, None, None) {
-        Ok(tools) => {
-            slot.learn_tools(session, epoch, tools);
-        }
-        Err(e) => log::debug!(
-            "[{}] cannot list tools to learn `{tool}`'s annotations: {e}",
-            slot.name
-        ),
-    }
-}
-
 /// Whether a failed call may run again on another session under the server's policy.
+/// `known` is what the failed session knew of the tools (never asked of a new server).
 fn may_retry<T>(
     slot: &Slot,
+    known: Option<&ToolIndex>,
     call: &Call<T>,
     error: &Error,
     deadline: &Deadline,
@@ -189,7 +181,11 @@ fn may_retry<T>(
         (_, Error::OutcomeUnknown { .. }) if written_retry => false,
         (RetryPolicy::Always, Error::OutcomeUnknown { .. }) => true,
         (RetryPolicy::Safe, Error::OutcomeUnknown { .. }) => {
-            call.read_only || call.tool.as_deref().is_some_and(|t| slot.tool_is_safe(t))
+            call.read_only
+                || call
+                    .tool
+                    .as_deref()
+                    .is_some_and(|t| known.is_some_and(|i| i.is_safe(t)))
         }
         _ => false,
     }
@@ -287,9 +283,11 @@ pub(crate) fn batch(
             }
         }
         let batch: Vec<ToolCall> = todo.iter().map(|&i| calls[i].clone()).collect();
+        slot.share_index(&lease.session);
         for c in &batch {
-            learn_annotations(slot, &lease, &c.tool, &deadline);
+            lease.session.learn_tool_for(&c.tool, &deadline);
         }
+        let known = lease.session.tool_index();
         let mut again = Vec::new();
         let within = deadline;
         let outcomes =
@@ -300,7 +298,15 @@ pub(crate) fn batch(
                     let retry = r.as_ref().err().is_some_and(|e| {
                         let call = Call::call_tool(&batch[k].tool, batch[k].arguments.clone());
                         call.is_ok_and(|c| {
-                            may_retry(slot, &c, e, &within, attempt + 1, attempt > 0)
+                            may_retry(
+                                slot,
+                                known.as_deref(),
+                                &c,
+                                e,
+                                &within,
+                                attempt + 1,
+                                attempt > 0,
+                            )
                         })
                     });
                     if retry {

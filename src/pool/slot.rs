@@ -9,7 +9,6 @@
 //! their own.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::config::{PoolSettings, ServerConfig};
 use crate::deadline::Deadline;
 use crate::error::{CloseReason, Error, Phase};
-use crate::protocol::Tool;
+use crate::protocol::{Tool, ToolIndex};
 use crate::session::{CallOptions, CancelHandle, Connect, Joiner, Session, Starting};
 
 use super::core::Core;
@@ -60,11 +59,13 @@ impl Entry {
     }
 }
 
-/// The server's tool list as last fetched, and the session and change count it came from.
+/// The server's tool list as last fetched, the session and change count it came from, and
+/// when it goes stale (its `ttlMs`, per-request generation).
 struct ToolCache {
     source: u64,
     epoch: u64,
     tools: Arc<Vec<Tool>>,
+    expires: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -77,9 +78,9 @@ struct State {
     waiters: Vec<Sender<()>>,
     waiting: usize,
     tools: Option<ToolCache>,
-    /// Which tools are safe to repeat, from the last tool list fetched by any session.
-    /// Kept when that session goes: a retry decision never waits for a new server.
-    safe_tools: Option<HashMap<String, bool>>,
+    /// What the last tool list said (by any session): kept when that session goes, and
+    /// given to new sessions so they need not list the tools again.
+    index: Option<Arc<ToolIndex>>,
 }
 
 impl State {
@@ -623,11 +624,13 @@ impl Slot {
     pub(crate) fn cached_tools(&self) -> Option<Arc<Vec<Tool>>> {
         let mut st = self.state.lock();
         let cache = st.tools.as_ref()?;
-        let valid = st.sessions.iter().any(|e| {
-            e.serial == cache.source
-                && e.session.is_alive()
-                && e.session.tools_epoch() == cache.epoch
-        });
+        let fresh = cache.expires.is_none_or(|t| Instant::now() < t);
+        let valid = fresh
+            && st.sessions.iter().any(|e| {
+                e.serial == cache.source
+                    && e.session.is_alive()
+                    && e.session.tools_epoch() == cache.epoch
+            });
         if !valid {
             st.tools = None;
             return None;
@@ -636,49 +639,41 @@ impl Slot {
     }
 
     /// Keeps a tool list fetched from `source`, whose change count was `epoch` before the
-    /// fetch (so a change announced during the fetch makes the entry stale at once), and
-    /// learns from it which tools are safe to repeat.
+    /// fetch (so a change announced during the fetch makes the entry stale at once).
     pub(crate) fn learn_tools(
         &self,
         source: &Session,
         epoch: u64,
         tools: Vec<Tool>,
     ) -> Arc<Vec<Tool>> {
+        let index = source.index_tools(&tools, epoch);
         let tools = Arc::new(tools);
+        // In the per-request generation changes come on a subscription, and the list's
+        // `ttlMs` says how long it stays fresh (0 or none: not kept).
+        source.follow_tool_changes();
+        let ttl = source.tools_ttl();
         let mut st = self.state.lock();
-        st.safe_tools = Some(
-            tools
-                .iter()
-                .map(|t| (t.name.clone(), t.safe_to_repeat()))
-                .collect(),
-        );
-        st.tools = Some(ToolCache {
-            source: source.serial(),
-            epoch,
-            tools: tools.clone(),
-        });
+        st.index = Some(index);
+        st.tools = match ttl {
+            Some(ttl) if ttl.is_zero() => None,
+            ttl => Some(ToolCache {
+                source: source.serial(),
+                epoch,
+                tools: tools.clone(),
+                expires: ttl.map(|t| Instant::now() + t),
+            }),
+        };
         tools
     }
 
-    /// Whether the pool has seen `tool` in a tool list (and so knows whether it is safe to
-    /// repeat).
-    pub(crate) fn knows_tool(&self, tool: &str) -> bool {
-        self.state
-            .lock()
-            .safe_tools
-            .as_ref()
-            .is_some_and(|t| t.contains_key(tool))
-    }
-
-    /// Whether the server's annotations say `tool` is read-only or idempotent (`false`
-    /// when unknown).
-    pub(crate) fn tool_is_safe(&self, tool: &str) -> bool {
-        self.state
-            .lock()
-            .safe_tools
-            .as_ref()
-            .and_then(|t| t.get(tool).copied())
-            .unwrap_or(false)
+    /// Gives a session what the pool knows of the tools, and keeps what it learned.
+    pub(crate) fn share_index(&self, session: &Session) {
+        let mut st = self.state.lock();
+        match (session.tool_index(), &st.index) {
+            (None, Some(known)) => session.install_index(known.clone()),
+            (Some(learned), _) => st.index = Some(learned),
+            (None, None) => {}
+        }
     }
 
     /// Takes every session out and abandons every start (the pool is closing); wakes all

@@ -46,7 +46,8 @@ impl Drop for InFlight {
 }
 
 /// Registers a request and queues it for the worker. `progress` asks for progress reports
-/// (the request id is the progress token); `meta` adds the caller's `_meta` entries. The
+/// (the request id is the progress token); `meta` adds the caller's `_meta` entries;
+/// `counted` counts it as a call of the session (the library's own requests are not). The
 /// params are serialized where they are, never copied.
 pub(crate) fn send(
     shared: &Arc<Shared>,
@@ -54,6 +55,7 @@ pub(crate) fn send(
     params: Option<&Value>,
     meta: Option<&Map<String, Value>>,
     progress: bool,
+    counted: bool,
 ) -> Result<Sent, Error> {
     if shared.reading_here() {
         return Err(Error::InvalidArgument(format!(
@@ -107,7 +109,9 @@ pub(crate) fn send(
     let (sender, events) = unbounded();
     let ticket = shared.table.lock().register(id, sender.clone())?;
     shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    shared.counters.calls.fetch_add(1, Ordering::Relaxed);
+    if counted {
+        shared.counters.calls.fetch_add(1, Ordering::Relaxed);
+    }
     let in_flight = InFlight(shared.clone());
     shared.submit(Command::Write { id, line });
     Ok(Sent {
@@ -175,7 +179,7 @@ pub(crate) fn wait(
             Ok(Event::Done(outcome)) => return outcome,
             Ok(Event::Progress(p)) => report(&sent, deadline, &p),
             // Taken up by `begin_wait` at the top of the loop.
-            Ok(Event::Lead) => {}
+            Ok(Event::Lead | Event::Notice(_)) => {}
             Ok(Event::Cancel) => return give_up(shared, &sent, Stop::Cancelled, deadline),
             Err(RecvTimeoutError::Timeout) => {
                 return give_up(shared, &sent, Stop::Deadline, deadline)
@@ -198,7 +202,7 @@ fn lead(shared: &Arc<Shared>, sent: &Sent, deadline: &Deadline) -> Led {
             }
             Ok(Event::Progress(p)) => return Led::SteppedOut(p),
             Ok(Event::Cancel) => return Led::Stopped(Stop::Cancelled),
-            Ok(Event::Lead) | Err(_) => {}
+            Ok(Event::Lead | Event::Notice(_)) | Err(_) => {}
         }
         if shared.lifecycle.is_ending() {
             return Led::Lost;

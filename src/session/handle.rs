@@ -2,15 +2,14 @@
 //! of `protocol.rs`), batches, and closing; and [`Starting`], a session whose start is
 //! under way.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::config::{Generation, ServerConfig};
+use crate::config::ServerConfig;
 use crate::deadline::Deadline;
 use crate::error::{CloseReason, Error, Phase};
 use crate::jsonrpc;
@@ -19,12 +18,9 @@ use crate::protocol::{
 };
 
 use super::call::{self, Sent};
-use super::options::{BatchOptions, CallOptions, CancelHandle, ProgressFn};
+use super::options::{BatchOptions, CallOptions, CancelHandle};
 use super::shared::{Command, Shared};
 use super::worker::{self, Connect, Report};
-
-/// The most pages a list call follows before it gives up.
-const MAX_PAGES: usize = 10_000;
 
 /// One live MCP session with a server process.
 ///
@@ -226,7 +222,7 @@ impl Session {
         }
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 
@@ -341,14 +337,18 @@ impl Session {
             .swap(false, Ordering::AcqRel)
     }
 
-    /// Lists every tool, following `nextCursor` to the last page.
+    /// Lists every tool, following `nextCursor` to the last page. The session keeps what
+    /// the list says (output schemas, task support) for its later calls.
     pub fn list_tools(&self) -> Result<Vec<Tool>, Error> {
-        self.run(&Call::list_tools(), CallOptions::new())
+        self.list_tools_with(CallOptions::new())
     }
 
     /// [`list_tools`](Self::list_tools) with per-call options.
     pub fn list_tools_with(&self, options: CallOptions<'_>) -> Result<Vec<Tool>, Error> {
-        self.run(&Call::list_tools(), options)
+        let epoch = self.tools_epoch();
+        let tools = self.run(&Call::list_tools(), options)?;
+        self.index_tools(&tools, epoch);
+        Ok(tools)
     }
 
     /// Lists every resource (each as sent: `uri`, `name`, `mimeType`, ...).
@@ -411,13 +411,20 @@ impl Session {
     }
 
     /// Subscribes to changes of a resource (`notifications/resources/updated` reach the
-    /// handler).
+    /// handler): `resources/subscribe` in the handshake generation, a
+    /// [`listen`](Self::listen) subscription for the URI in the per-request one.
     pub fn subscribe(&self, uri: &str) -> Result<(), Error> {
+        if self.shared().generation() == Some(crate::Generation::PerRequest) {
+            return self.listen_resource(uri);
+        }
         self.run(&Call::subscribe(uri), CallOptions::new())
     }
 
     /// Ends a subscription.
     pub fn unsubscribe(&self, uri: &str) -> Result<(), Error> {
+        if self.shared().generation() == Some(crate::Generation::PerRequest) {
+            return self.unlisten_resource(uri);
+        }
         self.run(&Call::unsubscribe(uri), CallOptions::new())
     }
 
@@ -451,9 +458,12 @@ impl Session {
         self.run(&Call::complete(reference, argument), options)
     }
 
-    /// Sets the level of log messages the server sends (`logging/setLevel`).
+    /// Sets the level of the log messages the server sends: `logging/setLevel` in the
+    /// handshake generation; in the per-request one (which removed that method) the level
+    /// goes with every later request of this session (`io.modelcontextprotocol/logLevel`).
     pub fn set_logging_level(&self, level: LogLevel) -> Result<(), Error> {
-        self.run(&Call::set_logging_level(level), CallOptions::new())
+        let (default, max) = self.timeouts();
+        self.apply_log_level(level, &mut Deadline::new(default, max, false))
     }
 
     /// Checks the server answers: `ping` in the handshake generation, `server/discover` in
@@ -560,7 +570,14 @@ impl Session {
                         return Err(Error::Cancelled);
                     }
                     let call = Call::call_tool(&c.tool, c.arguments.clone())?;
-                    let sent = call::send(shared, &call.method, call.params.as_ref(), None, false)?;
+                    let sent = call::send(
+                        shared,
+                        &call.method,
+                        call.params.as_ref(),
+                        None,
+                        false,
+                        true,
+                    )?;
                     Ok((call, sent))
                 })();
                 (sent, Instant::now())
@@ -617,12 +634,13 @@ impl Session {
 
     /// Runs a call kind with per-call options: the deadline is made here.
     fn run<T>(&self, call: &Call<T>, options: CallOptions<'_>) -> Result<T, Error> {
+        let meta = options.meta_with_level();
         let CallOptions {
             timeout,
             mut progress,
             cancel,
             keep_deadline,
-            meta,
+            ..
         } = options;
         let (default, max) = self.timeouts();
         let mut deadline = Deadline::new(timeout.unwrap_or(default), max, !keep_deadline);
@@ -633,72 +651,5 @@ impl Session {
             cancel.as_ref(),
             meta.as_ref(),
         )
-    }
-
-    /// Runs a call kind on a deadline made by the caller (the pool's, carried across its
-    /// wait for a session and a retry).
-    pub(crate) fn run_within<T>(
-        &self,
-        call: &Call<T>,
-        deadline: &mut Deadline,
-        mut progress: Option<&mut ProgressFn<'_>>,
-        cancel: Option<&CancelHandle>,
-        meta: Option<&serde_json::Map<String, Value>>,
-    ) -> Result<T, Error> {
-        if cancel.is_some_and(CancelHandle::is_cancelled) {
-            return Err(Error::Cancelled);
-        }
-        let shared = self.shared();
-        let method: &str = match (&*call.method, shared.generation()) {
-            ("ping", Some(Generation::PerRequest)) => "server/discover",
-            (m, _) => m,
-        };
-        let mut once = |params: Option<&Value>, progress: Option<&mut ProgressFn<'_>>| {
-            let sent = call::send(shared, method, params, meta, progress.is_some())?;
-            call::wait(shared, sent, deadline, progress, cancel)
-        };
-        let Some(key) = call.pages else {
-            let value = once(call.params.as_ref(), progress)?;
-            return (call.parse)(value, method);
-        };
-        let mut items = Vec::new();
-        let mut seen = HashSet::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut params = call.params.clone().unwrap_or_else(|| json!({}));
-            if let (Some(c), Some(map)) = (&cursor, params.as_object_mut()) {
-                map.insert("cursor".into(), json!(c));
-            }
-            let params = (params != json!({})).then_some(params);
-            let mut page = once(params.as_ref(), progress.as_deref_mut())?;
-            match page.get_mut(key).map(Value::take) {
-                Some(Value::Array(list)) => items.extend(list),
-                _ => {
-                    return Err(Error::Protocol(format!(
-                        "`{method}` result has no `{key}` array"
-                    )))
-                }
-            }
-            match page.get("nextCursor") {
-                None | Some(Value::Null) => return (call.parse)(Value::Array(items), method),
-                Some(Value::String(next)) => {
-                    if !seen.insert(next.clone()) {
-                        return Err(Error::Protocol(format!(
-                            "`{method}` pagination loops: cursor {next:?} came twice"
-                        )));
-                    }
-                    cursor = Some(next.clone());
-                }
-                Some(other) => {
-                    return Err(Error::Protocol(format!(
-                        "`{method}` nextCursor is {}, not a string",
-                        kind_of(other)
-                    )))
-                }
-            }
-        }
-        Err(Error::Protocol(format!(
-            "`{method}` returned more than {MAX_PAGES} pages"
-        )))
     }
 }

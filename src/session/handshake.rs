@@ -239,7 +239,7 @@ fn initialized(result: &Value) -> Result<ServerDetails, String> {
 
 /// The `_meta` envelope every request of the per-request generation carries.
 pub(crate) fn envelope(config: &ServerConfig) -> Map<String, Value> {
-    let caps = client_capabilities(config.handler.supports());
+    let caps = client_capabilities(config.handler.supports(), true, config.tasks);
     let mut envelope = Map::new();
     envelope.insert(
         protocol::META_VERSION.into(),
@@ -291,7 +291,7 @@ impl Worker {
         let initialize = decision.sends_initialize().then(|| {
             let params = json!({
                 "protocolVersion": protocol::LATEST_HANDSHAKE_VERSION,
-                "capabilities": client_capabilities(config.handler.supports()),
+                "capabilities": client_capabilities(config.handler.supports(), false, config.tasks),
                 "clientInfo": { "name": config.client_name, "version": config.client_version },
             });
             self.start_request(INITIALIZE_ID, "initialize", &params)

@@ -19,7 +19,7 @@ use crate::config::Generation;
 use crate::error::Error;
 use crate::handler::ListKind;
 use crate::jsonrpc::{self, brief, our_id, Message, RpcError};
-use crate::protocol::{LogLevel, Progress};
+use crate::protocol::{LogLevel, Progress, Task, META_SUBSCRIPTION_ID};
 
 use super::shared::{Command, Shared, FIRST_CALLER_ID};
 use super::sys;
@@ -396,6 +396,29 @@ fn notification(shared: &Shared, method: &str, params: &Value) {
             let uri = params.get("uri").and_then(Value::as_str).unwrap_or("");
             handler.on_resource_updated(name, uri);
         }
+        "notifications/subscriptions/acknowledged" => {
+            let id = params
+                .pointer(&format!(
+                    "/_meta/{}",
+                    META_SUBSCRIPTION_ID.replace('/', "~1")
+                ))
+                .and_then(our_id);
+            if !id.is_some_and(|id| shared.table.lock().notice(id, params.clone())) {
+                log::debug!(
+                    "[{name}] acknowledgement of no subscription of ours: {}",
+                    brief(params)
+                );
+            }
+        }
+        "notifications/tasks/status" | "notifications/tasks" => {
+            match serde_json::from_value::<Task>(params.clone()) {
+                Ok(task) => {
+                    shared.tasks.lock().insert(task.task_id.clone(), task);
+                }
+                Err(e) => log::debug!("[{name}] malformed task status {}: {e}", brief(params)),
+            }
+            handler.on_notification(name, method, params);
+        }
         _ => {
             log::debug!("[{name}] notification {}", brief(&method));
             handler.on_notification(name, method, params);
@@ -517,7 +540,24 @@ fn server_request(
     }
 }
 
+/// The JSON-RPC error code of "URL elicitation required" (2025-11-25).
+const URL_ELICITATION_REQUIRED: i64 = -32042;
+
 pub(crate) fn server_error(e: RpcError) -> Error {
+    if e.code == URL_ELICITATION_REQUIRED {
+        let elicitations = e
+            .data
+            .as_ref()
+            .and_then(|d| d.get("elicitations"))
+            .and_then(Value::as_array)
+            .cloned();
+        if let Some(elicitations) = elicitations {
+            return Error::UrlElicitationRequired {
+                message: e.message,
+                elicitations,
+            };
+        }
+    }
     Error::Server {
         code: e.code,
         message: e.message,

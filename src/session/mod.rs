@@ -4,6 +4,9 @@
 //! |---|---|
 //! | `handle.rs` | [`Session`], the caller-facing handle: every call kind, batches, closing |
 //! | `options.rs` | [`CallOptions`], [`BatchOptions`], [`CancelHandle`] |
+//! | `run.rs` | from a call kind to its final result: refusing what the server cannot take, paging, `resultType`, input rounds, tasks, output checks |
+//! | `listen.rs` | subscriptions of the per-request generation (`subscriptions/listen`) |
+//! | `tasks.rs` | [`TaskHandle`]: a task-augmented tool call the caller follows itself (2025-11-25) |
 //! | `call.rs` | one request, top to bottom: register, hand to the worker, wait (reading the answer itself when it holds the read token), give up |
 //! | `pending.rs` | the table of requests in flight and the read token: the one owner of "registered before written" and of "was any byte sent" |
 //! | `inbound.rs` | line framing of the server's output with the size cap, and what each message does |
@@ -19,18 +22,23 @@ mod call;
 mod handle;
 mod handshake;
 mod inbound;
+mod listen;
 mod options;
 mod outbox;
 mod pending;
 pub(crate) mod process;
+mod run;
 mod shared;
 mod sys;
+mod tasks;
 pub(crate) mod watchdog;
 mod worker;
 
 pub use handle::Session;
 pub(crate) use handle::{Joiner, Starting};
+pub use listen::{ListenFilter, Subscription};
 pub use options::{BatchOptions, CallOptions, CancelHandle};
+pub use tasks::TaskHandle;
 pub(crate) use worker::{spawn_process, Connect};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::protocol::{CallToolResult, Progress};
+use crate::protocol::{CallToolResult, LogLevel, Progress};
 
 type Waker = Box<dyn Fn() + Send + Sync>;
 
@@ -140,6 +140,7 @@ pub struct CallOptions<'a> {
     pub(crate) cancel: Option<CancelHandle>,
     pub(crate) keep_deadline: bool,
     pub(crate) meta: Option<Map<String, Value>>,
+    pub(crate) log_level: Option<LogLevel>,
 }
 
 impl std::fmt::Debug for CallOptions<'_> {
@@ -150,6 +151,7 @@ impl std::fmt::Debug for CallOptions<'_> {
             .field("cancel", &self.cancel)
             .field("keep_deadline", &self.keep_deadline)
             .field("meta", &self.meta)
+            .field("log_level", &self.log_level)
             .finish()
     }
 }
@@ -192,6 +194,25 @@ impl<'a> CallOptions<'a> {
     pub fn meta(mut self, meta: Map<String, Value>) -> Self {
         self.meta = Some(meta);
         self
+    }
+
+    /// The log level of this call's server messages (per-request generation), over the
+    /// session's ([`ServerConfig::log_level`](crate::ServerConfig::log_level)).
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = Some(level);
+        self
+    }
+
+    /// The caller's `_meta`, with this call's log level in it.
+    pub(crate) fn meta_with_level(&self) -> Option<Map<String, Value>> {
+        let mut meta = self.meta.clone();
+        if let Some(level) = self.log_level {
+            meta.get_or_insert_with(Map::new).insert(
+                crate::protocol::META_LOG_LEVEL.into(),
+                Value::String(level.as_str().into()),
+            );
+        }
+        meta
     }
 }
 

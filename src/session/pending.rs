@@ -33,6 +33,9 @@ pub(crate) enum Event {
     Lead,
     /// Its cancel handle fired.
     Cancel,
+    /// A notification that belongs to its request (the acknowledgement of a
+    /// `subscriptions/listen`), its params as sent.
+    Notice(Value),
 }
 
 /// Who reads the server's output.
@@ -191,6 +194,18 @@ impl Table {
         match self.waiters.remove(&id) {
             Some(w) => {
                 let _ = w.events.send(Event::Done(outcome));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A notification for the request `id` (a subscription's acknowledgement). Returns
+    /// `false` when no request waits for it.
+    pub(crate) fn notice(&mut self, id: u64, params: Value) -> bool {
+        match self.waiters.get(&id) {
+            Some(w) => {
+                let _ = w.events.send(Event::Notice(params));
                 true
             }
             None => false,

@@ -1,6 +1,7 @@
 //! What a session's worker, its readers and its callers' handles share: the lifecycle, the
 //! pending table, the read side, the two doorbells, the command channel and the counters.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -13,9 +14,10 @@ use serde_json::{Map, Value};
 use crate::config::{Generation, ServerConfig};
 use crate::error::{CloseReason, Error};
 use crate::handler::{ClientHandler, HandlerSupport};
-use crate::protocol::ServerDetails;
+use crate::protocol::{LogLevel, ServerDetails, Task, ToolIndex};
 
 use super::inbound::Lines;
+use super::listen::{Subscription, ToolListen};
 use super::pending::Table;
 use super::sys::Bell;
 
@@ -105,6 +107,26 @@ impl Lifecycle {
     }
 }
 
+/// A result's caching hints (per-request generation): how long it stays fresh, and whether
+/// shared intermediaries may keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheHints {
+    pub ttl_ms: Option<u64>,
+    pub scope: Option<String>,
+}
+
+impl CacheHints {
+    pub(crate) fn of(result: &serde_json::Value) -> CacheHints {
+        CacheHints {
+            ttl_ms: result.get("ttlMs").and_then(serde_json::Value::as_u64),
+            scope: result
+                .get("cacheScope")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+}
+
 /// A session's counters (read by its handle's accessors and the pool).
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -149,6 +171,24 @@ pub(crate) struct Shared {
     pub handshake_time: OnceLock<Duration>,
     pub last_used: Mutex<Instant>,
     pub counters: Counters,
+    /// What the session knows of the server's tools (from the last `tools/list`), and the
+    /// tool-list epoch it was built at.
+    pub tools: Mutex<Option<(Arc<ToolIndex>, u64)>>,
+    /// The caching hints (`ttlMs`, `cacheScope`) of the last `tools/list` result.
+    pub tools_hints: Mutex<Option<CacheHints>>,
+    /// Held while the session lists the tools to learn them (one listing at a time).
+    pub indexing: Mutex<()>,
+    /// The log level sent with every request of the per-request generation.
+    pub log_level: Mutex<Option<LogLevel>>,
+    /// The latest status of each task the server reported (`notifications/tasks/status`).
+    pub tasks: Mutex<HashMap<String, Task>>,
+    /// The subscription to tool-list changes (per-request generation), when open.
+    pub tool_listen: ToolListen,
+    /// `Session::subscribe` of the per-request generation: a subscription per URI.
+    pub resource_listens: Mutex<HashMap<String, Subscription>>,
+    pub max_input_rounds: usize,
+    pub validate_output: bool,
+    pub tasks_enabled: bool,
     pub worker: Mutex<Option<JoinHandle<()>>>,
     /// Disconnects when the worker thread ends (its sender is dropped then).
     pub finished: Receiver<()>,
@@ -191,6 +231,16 @@ impl Shared {
             handshake_time: OnceLock::new(),
             last_used: Mutex::new(Instant::now()),
             counters: Counters::default(),
+            tools: Mutex::new(None),
+            tools_hints: Mutex::new(None),
+            indexing: Mutex::new(()),
+            log_level: Mutex::new(config.log_level),
+            tasks: Mutex::new(HashMap::new()),
+            tool_listen: Mutex::new(None),
+            resource_listens: Mutex::new(HashMap::new()),
+            max_input_rounds: config.max_input_rounds,
+            validate_output: config.validate_output,
+            tasks_enabled: config.tasks,
             worker: Mutex::new(None),
             finished,
             done: AtomicBool::new(false),

@@ -35,10 +35,15 @@ impl Server {
         }
     }
 
-    /// Reads until a request (skipping notifications).
+    /// Reads until a request (skipping notifications, and answering the `tools/list` a
+    /// session sends before its first call of a tool it has not seen listed).
     fn request(&mut self) -> Option<Value> {
         loop {
             let m = self.read()?;
+            if m["method"] == "tools/list" {
+                self.answer(&m, json!({"tools": []}));
+                continue;
+            }
             if m.get("id").is_some() && m.get("method").is_some() {
                 return Some(m);
             }

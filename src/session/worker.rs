@@ -485,6 +485,10 @@ impl Worker {
         shared.lifecycle.ending(reason.clone());
         shared.table.lock().fail_all(&reason, &tail);
         shared.lifecycle.ended(reason.clone(), tail.clone());
+        // Subscriptions kept by the session hold it: let them go.
+        shared.tool_listen.lock().take();
+        let listens = std::mem::take(&mut *shared.resource_listens.lock());
+        drop(listens);
         // Now the slow way out, with nobody waiting on it.
         self.outbox.clear();
         drop(self.stdin.take());

@@ -1,0 +1,692 @@
+//! From a call kind to its final result, on one session: refusing what the server cannot
+//! take, paging, reading `resultType` (a result that is not complete is never taken for
+//! one), the multi round-trip flow (input requests answered by the handler, the request
+//! sent again with a new id), following a task to its end, and checking a tool's output
+//! against its schema. Every step shares the call's deadline and cancel handle.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, RecvTimeoutError};
+use serde_json::{json, Map, Value};
+
+use crate::config::Generation;
+use crate::deadline::Deadline;
+use crate::error::{Error, Phase};
+use crate::handler;
+use crate::protocol::{
+    kind_of, Call, CallToolResult, LogLevel, ResultType, Task, TaskStatus, TaskSupport, Tool,
+    ToolIndex, META_LOG_LEVEL,
+};
+
+use super::call;
+use super::handle::Session;
+use super::options::{CancelHandle, ProgressFn};
+use super::shared::{CacheHints, Shared};
+
+/// The most pages a list call follows before it gives up.
+const MAX_PAGES: usize = 10_000;
+/// How long a task is polled at first when the server suggests no interval, and at most.
+const TASK_POLL: Duration = Duration::from_millis(250);
+const TASK_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// What a call needs besides its kind: its deadline, progress callback, cancel handle and
+/// `_meta`.
+pub(crate) struct Ctx<'d, 'p, 'c> {
+    pub deadline: &'d mut Deadline,
+    pub progress: Option<&'p mut ProgressFn<'c>>,
+    pub cancel: Option<&'d CancelHandle>,
+    pub meta: Option<Map<String, Value>>,
+}
+
+impl Session {
+    /// Runs a call kind to its final result on a deadline made by the caller.
+    pub(crate) fn run_within<T>(
+        &self,
+        call: &Call<T>,
+        deadline: &mut Deadline,
+        progress: Option<&mut ProgressFn<'_>>,
+        cancel: Option<&CancelHandle>,
+        meta: Option<&Map<String, Value>>,
+    ) -> Result<T, Error> {
+        if cancel.is_some_and(CancelHandle::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
+        let shared = self.shared();
+        let generation = shared.generation();
+        self.refuse(call, generation)?;
+        let method: &str = match (&*call.method, generation) {
+            ("ping", Some(Generation::PerRequest)) => "server/discover",
+            (m, _) => m,
+        };
+        let mut meta = meta.cloned();
+        if generation == Some(Generation::PerRequest) {
+            if let Some(level) = *shared.log_level.lock() {
+                meta.get_or_insert_with(Map::new)
+                    .entry(META_LOG_LEVEL)
+                    .or_insert_with(|| json!(level.as_str()));
+            }
+        }
+        let mut ctx = Ctx {
+            deadline,
+            progress,
+            cancel,
+            meta,
+        };
+        if let Some(tool) = &call.tool {
+            self.learn_tool(tool, &mut ctx);
+        }
+        let Some(key) = call.pages else {
+            let value = self.exchange(call, method, call.params.as_ref(), &mut ctx)?;
+            return (call.parse)(value, method);
+        };
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut params = call.params.clone().unwrap_or_else(|| json!({}));
+            if let (Some(c), Some(map)) = (&cursor, params.as_object_mut()) {
+                map.insert("cursor".into(), json!(c));
+            }
+            let params = (params != json!({})).then_some(params);
+            let mut page = self.exchange(call, method, params.as_ref(), &mut ctx)?;
+            if cursor.is_none() && method == "tools/list" {
+                *shared.tools_hints.lock() = Some(CacheHints::of(&page));
+            }
+            match page.get_mut(key).map(Value::take) {
+                Some(Value::Array(list)) => items.extend(list),
+                _ => {
+                    return Err(Error::Protocol(format!(
+                        "`{method}` result has no `{key}` array"
+                    )))
+                }
+            }
+            match page.get("nextCursor") {
+                None | Some(Value::Null) => return (call.parse)(Value::Array(items), method),
+                Some(Value::String(next)) => {
+                    if !seen.insert(next.clone()) {
+                        return Err(Error::Protocol(format!(
+                            "`{method}` pagination loops: cursor {next:?} came twice"
+                        )));
+                    }
+                    cursor = Some(next.clone());
+                }
+                Some(other) => {
+                    return Err(Error::Protocol(format!(
+                        "`{method}` nextCursor is {}, not a string",
+                        kind_of(other)
+                    )))
+                }
+            }
+        }
+        Err(Error::Protocol(format!(
+            "`{method}` returned more than {MAX_PAGES} pages"
+        )))
+    }
+
+    /// Refuses, without sending, a typed call the agreed version removed or whose
+    /// capability the server did not declare.
+    fn refuse<T>(&self, call: &Call<T>, generation: Option<Generation>) -> Result<(), Error> {
+        let unsupported = |reason: String| {
+            Err(Error::Unsupported {
+                method: call.method.to_string(),
+                reason,
+            })
+        };
+        let Some(details) = self.shared().details.get() else {
+            return Ok(());
+        };
+        if generation == Some(Generation::PerRequest)
+            && matches!(
+                &*call.method,
+                "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe"
+            )
+        {
+            return unsupported(format!(
+                "protocol version {} removed it",
+                details.protocol_version
+            ));
+        }
+        match call.needs {
+            // The per-request generation has no `logging` capability to check.
+            Some("logging") if generation == Some(Generation::PerRequest) => Ok(()),
+            Some(cap) if !details.has_capability(cap) => {
+                unsupported(format!("the server did not declare the `{cap}` capability"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// One request, sent once.
+    fn once(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<Value, Error> {
+        let shared = self.shared();
+        let progress = ctx.progress.as_deref_mut();
+        let sent = call::send(
+            shared,
+            method,
+            params,
+            ctx.meta.as_ref(),
+            progress.is_some(),
+            true,
+        )?;
+        call::wait(shared, sent, ctx.deadline, progress, ctx.cancel)
+    }
+
+    /// A request of the library's own on the caller's behalf (a task poll, a tool listing):
+    /// not counted as a call, no progress.
+    fn aside(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<Value, Error> {
+        let shared = self.shared();
+        let sent = call::send(shared, method, params, ctx.meta.as_ref(), false, false)?;
+        call::wait(shared, sent, ctx.deadline, None, ctx.cancel)
+    }
+
+    /// Sends a request and follows it to its final result: answers input requests (multi
+    /// round-trip), follows a task, checks a tool's output.
+    fn exchange<T>(
+        &self,
+        call: &Call<T>,
+        method: &str,
+        params: Option<&Value>,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<Value, Error> {
+        let shared = self.shared();
+        let as_task = call.tool.as_deref().is_some_and(|t| self.runs_as_task(t));
+        let mut value = if as_task {
+            let mut augmented = params.cloned().unwrap_or_else(|| json!({}));
+            augmented["task"] = json!({});
+            let created = self.once(method, Some(&augmented), ctx)?;
+            self.follow_task_2025(created, ctx)?
+        } else {
+            self.once(method, params, ctx)?
+        };
+        let mut rounds = 0;
+        loop {
+            match ResultType::of(&value) {
+                ResultType::Complete => break,
+                ResultType::InputRequired if call.takes_input => {
+                    rounds += 1;
+                    if rounds > shared.max_input_rounds {
+                        return Err(Error::Protocol(format!(
+                            "`{method}` still asked for input after {} rounds",
+                            shared.max_input_rounds
+                        )));
+                    }
+                    let (retry, state_only) = self.answer_round(method, params, &value, ctx)?;
+                    if state_only {
+                        // Only `requestState` came back (the server sheds load): wait a
+                        // little longer each round before trying again.
+                        let pause = Duration::from_millis(25 << (rounds - 1).min(6));
+                        pause_for(pause, ctx)?;
+                    }
+                    value = self.once(method, Some(&retry), ctx)?;
+                }
+                ResultType::InputRequired => {
+                    return Err(Error::Protocol(format!(
+                        "`{method}` answered input_required, which only tools/call, prompts/get and resources/read may"
+                    )))
+                }
+                ResultType::Task if shared.tasks_enabled => {
+                    value = self.follow_task(value, ctx)?;
+                }
+                ResultType::Task => {
+                    return Err(Error::Protocol(format!(
+                        "`{method}` answered with a task, though this client did not declare the tasks extension"
+                    )))
+                }
+                ResultType::Other(t) => {
+                    return Err(Error::Protocol(format!(
+                        "`{method}` answered resultType `{t}`, which this client does not know"
+                    )))
+                }
+            }
+        }
+        if let Some(tool) = &call.tool {
+            self.check_output(tool, &value)?;
+        }
+        Ok(value)
+    }
+
+    /// Answers one input-required result: each input request through the handler. Returns
+    /// the params of the retry (the original ones, with `inputResponses` and the exact
+    /// `requestState`) and whether only a state came back.
+    fn answer_round(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        result: &Value,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<(Value, bool), Error> {
+        let requests = match result.get("inputRequests") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(other) => {
+                return Err(Error::Protocol(format!(
+                    "`{method}` inputRequests is {}, not an object",
+                    kind_of(other)
+                )))
+            }
+        };
+        let state = match result.get("requestState") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => {
+                return Err(Error::Protocol(format!(
+                    "`{method}` requestState is {}, not a string",
+                    kind_of(other)
+                )))
+            }
+        };
+        if requests.is_none() && state.is_none() {
+            return Err(Error::Protocol(format!(
+                "`{method}` answered input_required with neither inputRequests nor requestState"
+            )));
+        }
+        let mut retry = match params {
+            Some(Value::Object(map)) => map.clone(),
+            _ => Map::new(),
+        };
+        retry.remove("inputResponses");
+        retry.remove("requestState");
+        if let Some(requests) = requests {
+            let responses = answer_input(self.shared(), requests, ctx)?;
+            retry.insert("inputResponses".into(), Value::Object(responses));
+        }
+        if let Some(state) = state {
+            retry.insert("requestState".into(), Value::String(state.clone()));
+        }
+        Ok((Value::Object(retry), requests.is_none()))
+    }
+
+    /// Follows a 2026 task (`resultType: "task"`) until it ends: polls `tasks/get`, answers
+    /// its input requests with `tasks/update`, cancels it if the call gives up. Returns
+    /// what the original request returns. Once the task exists, a session that dies makes
+    /// the outcome unknown: the task is never run again.
+    fn follow_task(&self, created: Value, ctx: &mut Ctx<'_, '_, '_>) -> Result<Value, Error> {
+        let mut task = read_task(created)?;
+        let mut pause = TASK_POLL;
+        loop {
+            match task.status {
+                TaskStatus::Completed => {
+                    return match task.extra.remove("result") {
+                        Some(result @ Value::Object(_)) => Ok(result),
+                        _ => Err(Error::Protocol(format!(
+                            "task `{}` completed without a `result` object",
+                            task.task_id
+                        ))),
+                    }
+                }
+                TaskStatus::Failed => return Err(task_error(&task)),
+                TaskStatus::Cancelled => return Err(Error::Cancelled),
+                TaskStatus::InputRequired => {
+                    let requests = match task.extra.get("inputRequests") {
+                        Some(Value::Object(map)) => map.clone(),
+                        _ => Map::new(),
+                    };
+                    let responses = answer_input(self.shared(), &requests, ctx)?;
+                    let params = json!({"taskId": task.task_id, "inputResponses": responses});
+                    self.task_step("tasks/update", &params, &task, ctx)?;
+                }
+                TaskStatus::Working => {
+                    let wait = task
+                        .poll_interval_ms
+                        .map_or(pause, Duration::from_millis)
+                        .min(TASK_POLL_MAX);
+                    pause = (pause * 2).min(TASK_POLL_MAX);
+                    if let Err(e) = pause_for(wait, ctx) {
+                        self.cancel_task(&task, ctx);
+                        return Err(e);
+                    }
+                }
+            }
+            let params = json!({ "taskId": task.task_id });
+            task = read_task(self.task_step("tasks/get", &params, &task, ctx)?)?;
+        }
+    }
+
+    /// Follows a 2025-11-25 task created by a task-augmented request: `tasks/result`
+    /// waits for its end and returns what the tool returns (a server asks its own
+    /// questions, an elicitation say, while that request is open). Past the call's
+    /// deadline or on cancel the task is cancelled.
+    fn follow_task_2025(&self, created: Value, ctx: &mut Ctx<'_, '_, '_>) -> Result<Value, Error> {
+        let Some(task) = created.get("task") else {
+            // The server ran it without a task after all.
+            return Ok(created);
+        };
+        let task: Task = serde_json::from_value(task.clone())
+            .map_err(|e| Error::Protocol(format!("a CreateTaskResult has the wrong shape: {e}")))?;
+        if task.status == TaskStatus::Cancelled {
+            return Err(Error::Cancelled);
+        }
+        let params = json!({ "taskId": task.task_id });
+        self.task_step("tasks/result", &params, &task, ctx)
+    }
+
+    /// A request about an existing task. A session that fails under it makes the call's
+    /// outcome unknown (the task exists; it must not run again).
+    fn task_step(
+        &self,
+        method: &str,
+        params: &Value,
+        task: &Task,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<Value, Error> {
+        match self.aside(method, Some(params), ctx) {
+            Err(Error::SessionClosed {
+                reason,
+                stderr_tail,
+            }) => Err(Error::OutcomeUnknown {
+                reason,
+                stderr_tail,
+            }),
+            Err(e @ (Error::Timeout { .. } | Error::Cancelled)) => {
+                self.cancel_task(task, ctx);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Tells the server to cancel a task the call gave up on (best effort, briefly).
+    fn cancel_task(&self, task: &Task, ctx: &Ctx<'_, '_, '_>) {
+        let mut brief = Deadline::new(Duration::from_secs(1), Duration::from_secs(1), false);
+        let shared = self.shared();
+        let params = json!({ "taskId": task.task_id });
+        let sent = call::send(
+            shared,
+            "tasks/cancel",
+            Some(&params),
+            ctx.meta.as_ref(),
+            false,
+            false,
+        );
+        if let Ok(sent) = sent {
+            if let Err(e) = call::wait(shared, sent, &mut brief, None, None) {
+                log::debug!("[{}] tasks/cancel of `{}`: {e}", shared.name, task.task_id);
+            }
+        }
+    }
+
+    /// Whether a tool must run as a 2025-11-25 task: it says `taskSupport: required`, the
+    /// server takes task-augmented tool calls, and tasks are enabled.
+    fn runs_as_task(&self, tool: &str) -> bool {
+        let shared = self.shared();
+        if !shared.tasks_enabled || shared.generation() != Some(Generation::Handshake) {
+            return false;
+        }
+        let takes = shared.details.get().is_some_and(|d| {
+            d.capabilities
+                .pointer("/tasks/requests/tools/call")
+                .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
+        });
+        takes
+            && self
+                .tool_index()
+                .is_some_and(|i| i.task_support(tool) == TaskSupport::Required)
+    }
+
+    /// How long the last tool list stays fresh: `None` when it does not expire (the
+    /// handshake generation: a change is announced), `Some(0)` when it must not be kept.
+    pub(crate) fn tools_ttl(&self) -> Option<Duration> {
+        if self.shared().generation() != Some(Generation::PerRequest) {
+            return None;
+        }
+        let hints = self.shared().tools_hints.lock().clone();
+        Some(Duration::from_millis(
+            hints.and_then(|h| h.ttl_ms).unwrap_or(0),
+        ))
+    }
+
+    /// The tool index, if the session has listed its tools.
+    pub(crate) fn tool_index(&self) -> Option<Arc<ToolIndex>> {
+        self.shared().tools.lock().as_ref().map(|(i, _)| i.clone())
+    }
+
+    /// Keeps what a tool list says (safety, task support, output validators).
+    pub(crate) fn index_tools(&self, tools: &[Tool], epoch: u64) -> Arc<ToolIndex> {
+        let index = Arc::new(ToolIndex::new(tools, self.shared().validate_output));
+        *self.shared().tools.lock() = Some((index.clone(), epoch));
+        index
+    }
+
+    /// Uses an index learned elsewhere (another session of the same server).
+    pub(crate) fn install_index(&self, index: Arc<ToolIndex>) {
+        let mut tools = self.shared().tools.lock();
+        if tools.is_none() {
+            *tools = Some((index, self.tools_epoch()));
+        }
+    }
+
+    /// Before the first call of a tool it has not seen in a tool list (since the last
+    /// change of the list), the session lists the tools: so it knows the tool's output
+    /// schema, whether it needs a task, and (for the pool) whether it is safe to repeat.
+    /// A failed listing is only logged.
+    fn learn_tool(&self, tool: &str, ctx: &mut Ctx<'_, '_, '_>) {
+        let shared = self.shared();
+        let current = |s: &Shared| {
+            let epoch = self.tools_epoch();
+            s.tools
+                .lock()
+                .as_ref()
+                .is_some_and(|(i, e)| i.knows(tool) || *e == epoch)
+        };
+        if current(shared) {
+            return;
+        }
+        let _one_at_a_time = shared.indexing.lock();
+        if current(shared) {
+            return;
+        }
+        let epoch = self.tools_epoch();
+        let mut within = *ctx.deadline;
+        let mut listing = Ctx {
+            deadline: &mut within,
+            progress: None,
+            cancel: ctx.cancel,
+            meta: ctx.meta.clone(),
+        };
+        match self.list_all_tools(&mut listing) {
+            Ok(tools) => {
+                self.index_tools(&tools, epoch);
+            }
+            Err(e) => log::debug!("[{}] cannot list tools to learn `{tool}`: {e}", shared.name),
+        }
+    }
+
+    /// [`learn_tool`](Self::learn_tool) on a deadline of its own (a batch learns before it
+    /// sends its calls).
+    pub(crate) fn learn_tool_for(&self, tool: &str, deadline: &Deadline) {
+        let mut within = *deadline;
+        let mut ctx = Ctx {
+            deadline: &mut within,
+            progress: None,
+            cancel: None,
+            meta: None,
+        };
+        self.learn_tool(tool, &mut ctx);
+    }
+
+    /// Every page of `tools/list`, as requests of the library's own.
+    fn list_all_tools(&self, ctx: &mut Ctx<'_, '_, '_>) -> Result<Vec<Tool>, Error> {
+        let call = Call::list_tools();
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = HashSet::new();
+        loop {
+            let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+            let mut page = self.aside("tools/list", params.as_ref(), ctx)?;
+            if ResultType::of(&page) != ResultType::Complete {
+                return Err(Error::Protocol("`tools/list` did not complete".into()));
+            }
+            match page.get_mut("tools").map(Value::take) {
+                Some(Value::Array(list)) => items.extend(list),
+                _ => {
+                    return Err(Error::Protocol(
+                        "`tools/list` result has no `tools` array".into(),
+                    ))
+                }
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(next) if seen.insert(next.to_owned()) => cursor = Some(next.to_owned()),
+                Some(_) => return Err(Error::Protocol("`tools/list` pagination loops".into())),
+                None => return (call.parse)(Value::Array(items), "tools/list"),
+            }
+        }
+    }
+
+    /// A successful tool result whose tool declares an output schema must match it.
+    fn check_output(&self, tool: &str, value: &Value) -> Result<(), Error> {
+        if value.get("isError").and_then(Value::as_bool) == Some(true) {
+            return Ok(());
+        }
+        let Some(index) = self.tool_index() else {
+            return Ok(());
+        };
+        if let Err(message) = index.check_output(tool, value.get("structuredContent")) {
+            let result: CallToolResult = serde_json::from_value(value.clone()).map_err(|e| {
+                Error::Protocol(format!("`tools/call` result has the wrong shape: {e}"))
+            })?;
+            return Err(Error::InvalidOutput {
+                tool: tool.to_owned(),
+                message,
+                result: Box::new(result),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets the log level of the server's messages: `logging/setLevel` in the handshake
+    /// generation, the per-request `_meta` field in the per-request one.
+    pub(crate) fn apply_log_level(
+        &self,
+        level: LogLevel,
+        ctx_deadline: &mut Deadline,
+    ) -> Result<(), Error> {
+        let shared = self.shared();
+        if shared.generation() == Some(Generation::PerRequest) {
+            *shared.log_level.lock() = Some(level);
+            return Ok(());
+        }
+        self.run_within(
+            &Call::set_logging_level(level),
+            ctx_deadline,
+            None,
+            None,
+            None,
+        )
+    }
+}
+
+/// Reads a 2026 task result (the `Task` fields at the top level).
+fn read_task(value: Value) -> Result<Task, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Protocol(format!("a task result has the wrong shape: {e}")))
+}
+
+/// A failed task's JSON-RPC error.
+fn task_error(task: &Task) -> Error {
+    let e = task.extra.get("error");
+    Error::Server {
+        code: e
+            .and_then(|e| e.get("code"))
+            .and_then(Value::as_i64)
+            .unwrap_or(-32603),
+        message: e
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("the task failed")
+            .to_owned(),
+        data: e.and_then(|e| e.get("data")).cloned(),
+    }
+}
+
+/// Waits `pause`, no longer than the call's deadline, and not past its cancellation.
+fn pause_for(pause: Duration, ctx: &Ctx<'_, '_, '_>) -> Result<(), Error> {
+    let until = ctx.deadline.at().min(Instant::now() + pause);
+    let (tx, rx) = bounded::<()>(1);
+    let _cancel = ctx.cancel.map(|c| {
+        c.on_cancel(move || {
+            let _ = tx.try_send(());
+        })
+    });
+    match rx.recv_deadline(until) {
+        Ok(()) => return Err(Error::Cancelled),
+        Err(RecvTimeoutError::Disconnected)
+            if ctx.cancel.is_some_and(CancelHandle::is_cancelled) =>
+        {
+            return Err(Error::Cancelled)
+        }
+        _ => {}
+    }
+    if ctx.deadline.passed() {
+        return Err(ctx.deadline.expired(Phase::Request));
+    }
+    Ok(())
+}
+
+/// Answers the server's input requests through the handler, each on a thread of its own
+/// (a handler may block on a user), all within the call's deadline and cancel handle. The
+/// first one the handler cannot or will not answer fails the call.
+fn answer_input(
+    shared: &Arc<Shared>,
+    requests: &Map<String, Value>,
+    ctx: &Ctx<'_, '_, '_>,
+) -> Result<Map<String, Value>, Error> {
+    let (tx, rx) = unbounded();
+    for (key, request) in requests {
+        let method = request
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Protocol(format!("input request `{key}` has no `method`")))?
+            .to_owned();
+        let params = request.get("params").cloned().unwrap_or_else(|| json!({}));
+        let (tx, key, shared) = (tx.clone(), key.clone(), shared.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("mcp-handler-{}", shared.name))
+            .spawn(move || {
+                let answer = handler::answer(&*shared.handler, shared.support, &method, &params);
+                let _ = tx.send((key, method, answer));
+            });
+        if let Err(e) = spawned {
+            return Err(Error::spawn("a handler thread", e));
+        }
+    }
+    drop(tx);
+    let cancel_rx = {
+        let (ctx_tx, ctx_rx) = bounded::<()>(1);
+        let guard = ctx.cancel.map(|c| {
+            c.on_cancel(move || {
+                let _ = ctx_tx.try_send(());
+            })
+        });
+        (ctx_rx, guard)
+    };
+    let mut responses = Map::new();
+    for _ in 0..requests.len() {
+        crossbeam_channel::select! {
+            recv(rx) -> answer => match answer {
+                Ok((key, _, Ok(result))) => {
+                    responses.insert(key, result);
+                }
+                Ok((_, method, Err(e))) => {
+                    return Err(Error::InputRefused { method, reason: e.message })
+                }
+                Err(_) => break,
+            },
+            recv(cancel_rx.0) -> _ => return Err(Error::Cancelled),
+            recv(crossbeam_channel::at(ctx.deadline.at())) -> _ => return Err(ctx.deadline.expired(Phase::Request)),
+        }
+    }
+    Ok(responses)
+}
