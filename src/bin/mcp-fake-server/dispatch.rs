@@ -1,10 +1,12 @@
 //! Method dispatch: routing each line as request, notification or response; the two protocol
 //! generations (handshake and per-request `2026-07-28`) and how `--generation` gates them;
-//! `initialize`, `server/discover` and the other methods; `tools/call`, on the main loop or on
-//! a thread of its own.
+//! `initialize`, `server/discover` and the other methods (the caching hints of the
+//! per-request generation, `--supported-versions`, `--strict-per-request`); `tools/call`, on
+//! the main loop or on a thread of its own; other requests that answer from a thread.
 
 use serde_json::{json, Map, Value};
 use std::process;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 
@@ -12,23 +14,27 @@ use super::catalog::{
     complete, paginate, prompt_get, prompt_list, resource_list, resource_read, template_list,
     uri_param,
 };
+use super::listen;
+use super::mrtr::{self, MRTR_PROMPT, MRTR_URI};
 use super::state::{lock, ActiveGuard, Shared, Slot};
+use super::tasks::{self, TASKS_EXTENSION};
 use super::tools::{error_result, find_tool, tool_list, Call, ToolFn};
 use super::wire::{
     invalid_params, method_not_found, Outcome, RpcError, INTERNAL_ERROR, INVALID_REQUEST,
     PARSE_ERROR, UNSUPPORTED_VERSION,
 };
-use super::GenerationMode;
+use super::{Config, GenerationMode};
 
 const SERVER_NAME: &str = "mcp-fake-server";
 const SERVER_VERSION: &str = "0.1.0";
-const STATELESS_VERSION: &str = "2026-07-28";
+pub(super) const STATELESS_VERSION: &str = "2026-07-28";
 const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 const LATEST_HANDSHAKE_VERSION: &str = "2025-11-25";
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 pub(super) const LOG_LEVELS: [&str; 8] = [
     "debug",
     "info",
@@ -40,8 +46,8 @@ pub(super) const LOG_LEVELS: [&str; 8] = [
     "emergency",
 ];
 
-fn unsupported_version(requested: Option<&Value>) -> RpcError {
-    let mut data = json!({ "supported": [STATELESS_VERSION] });
+fn unsupported_version(cfg: &Config, requested: Option<&Value>) -> RpcError {
+    let mut data = json!({ "supported": cfg.supported_versions() });
     if let (Some(r), Some(obj)) = (requested, data.as_object_mut()) {
         obj.insert("requested".into(), r.clone());
     }
@@ -61,6 +67,23 @@ pub(super) struct ClientCtx {
     pub(super) protocol_version: Value,
     pub(super) capabilities: Value,
     pub(super) client_info: Value,
+    /// Index in `LOG_LEVELS` of `_meta["io.modelcontextprotocol/logLevel"]` (per-request
+    /// generation only).
+    pub(super) log_level: Option<usize>,
+}
+
+impl ClientCtx {
+    pub(super) fn is_stateless(&self) -> bool {
+        self.generation == Generation::Stateless
+    }
+
+    /// Whether the client declared the 2026 tasks extension (`capabilities.extensions`).
+    pub(super) fn has_tasks_extension(&self) -> bool {
+        self.capabilities
+            .get("extensions")
+            .and_then(|e| e.get(TASKS_EXTENSION))
+            .is_some()
+    }
 }
 
 struct Request {
@@ -76,14 +99,42 @@ pub(super) struct Server {
     handshake_client: ClientCtx,
 }
 
-fn server_capabilities() -> Value {
-    json!({
+/// The server's capabilities. The handshake generation adds the 2025-11-25 `tasks`
+/// capability; the per-request one the 2026 tasks extension.
+fn server_capabilities(generation: Generation) -> Value {
+    let mut caps = json!({
         "tools": {"listChanged": true},
         "resources": {"subscribe": true, "listChanged": true},
         "prompts": {"listChanged": true},
         "logging": {},
         "completions": {}
-    })
+    });
+    let (key, value) = match generation {
+        Generation::Handshake => (
+            "tasks",
+            json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}),
+        ),
+        Generation::Stateless => ("extensions", json!({ TASKS_EXTENSION: {} })),
+    };
+    if let Some(obj) = caps.as_object_mut() {
+        obj.insert(key.into(), value);
+    }
+    caps
+}
+
+/// Adds the caching hints (`ttlMs`, `cacheScope`) of the per-request generation to a result
+/// that is not `input_required`.
+fn cacheable(cfg: &Config, client: &ClientCtx, mut result: Value, scope: &str) -> Value {
+    if !client.is_stateless() {
+        return result;
+    }
+    if let Some(obj) = result.as_object_mut() {
+        if obj.get("resultType").and_then(Value::as_str) != Some("input_required") {
+            obj.insert("ttlMs".into(), cfg.ttl_ms().into());
+            obj.insert("cacheScope".into(), scope.into());
+        }
+    }
+    result
 }
 
 fn meta(params: &Map<String, Value>) -> Option<&Map<String, Value>> {
@@ -101,6 +152,7 @@ impl Server {
                 protocol_version: Value::Null,
                 capabilities: json!({}),
                 client_info: Value::Null,
+                log_level: None,
             },
         }
     }
@@ -165,15 +217,14 @@ impl Server {
     }
 
     fn handle_response(&self, id: Option<Value>, mut obj: Map<String, Value>) {
-        let slot = id
-            .as_ref()
-            .and_then(Value::as_u64)
-            .and_then(|n| lock(&self.shared.pending).remove(&n));
+        let number = id.as_ref().and_then(Value::as_u64);
+        let slot = number.and_then(|n| lock(&self.shared.pending).remove(&n));
         match (slot, id) {
             (Some(slot), Some(id)) => {
                 obj.insert("id".into(), id);
                 slot.deliver(Value::Object(obj));
             }
+            (None, _) if number.is_some_and(|n| self.shared.late_answer(n)) => {}
             (_, id) => say!(
                 "fake-server: response to unknown request id {}",
                 id.unwrap_or(Value::Null)
@@ -204,6 +255,7 @@ impl Server {
                         slot.cancel();
                         say!("cancelled {key}");
                     }
+                    None if listen::cancel(&self.shared, rid) => say!("cancelled {key}"),
                     None if self.shared.cfg.verbose => {
                         say!("fake-server: cancel for a request not in flight: {key}")
                     }
@@ -219,6 +271,7 @@ impl Server {
         if cfg.verbose {
             say!("fake-server: request {} {}", req.id, req.method);
         }
+        self.shared.report_late_answers();
         if req.method == "initialize" || req.method == "server/discover" {
             if req.method == "server/discover" && cfg.discover_silent {
                 return;
@@ -248,9 +301,12 @@ impl Server {
                 "not initialized: send initialize then notifications/initialized first",
             )
         };
+        let cfg = &self.shared.cfg;
         match self.generation {
-            Some(Generation::Stateless) if method == "initialize" => Err(unsupported_version(None)),
-            Some(Generation::Stateless) => stateless_ctx(&req.params),
+            Some(Generation::Stateless) if method == "initialize" => {
+                Err(unsupported_version(cfg, None))
+            }
+            Some(Generation::Stateless) => stateless_ctx(cfg, &req.params),
             Some(Generation::Handshake) => match method {
                 "server/discover" => Err(method_not_found(method)),
                 "initialize" => Err(RpcError::new(INVALID_REQUEST, "already initialized")),
@@ -262,7 +318,7 @@ impl Server {
                 let mode = self.shared.cfg.generation;
                 match method {
                     "initialize" if mode == GenerationMode::Stateless => {
-                        Err(unsupported_version(None))
+                        Err(unsupported_version(cfg, None))
                     }
                     "initialize" => Ok(self.handshake_client.clone()),
                     "server/discover" if mode == GenerationMode::Handshake => {
@@ -280,8 +336,9 @@ impl Server {
                         Err(not_initialized())
                     }
                     _ => {
-                        let ctx = stateless_ctx(&req.params)?;
+                        let ctx = stateless_ctx(cfg, &req.params)?;
                         self.generation = Some(Generation::Stateless);
+                        self.shared.stateless.store(true, Ordering::SeqCst);
                         if self.shared.cfg.verbose {
                             say!("fake-server: connection locked to {STATELESS_VERSION}");
                         }
@@ -296,22 +353,46 @@ impl Server {
         let p = &req.params;
         let shared = Arc::clone(&self.shared);
         let cfg = &shared.cfg;
+        let stateless = client.is_stateless();
+        let named = |key: &str, value: &str| p.get(key).and_then(Value::as_str) == Some(value);
         let result = match req.method.as_str() {
             "initialize" => self.initialize(p)?,
-            "server/discover" => json!({
-                "supportedVersions": [STATELESS_VERSION],
-                "capabilities": server_capabilities(),
-                "_meta": {META_SERVER_INFO: {"name": SERVER_NAME, "version": SERVER_VERSION}}
-            }),
-            "ping" if client.generation == Generation::Stateless => {
-                return Err(method_not_found("ping"))
+            "server/discover" => {
+                let result = json!({
+                    "supportedVersions": cfg.supported_versions(),
+                    "capabilities": server_capabilities(Generation::Stateless),
+                    "_meta": {META_SERVER_INFO: {"name": SERVER_NAME, "version": SERVER_VERSION}}
+                });
+                cacheable(cfg, &client, result, "public")
+            }
+            "ping" if stateless => return Err(method_not_found("ping")),
+            "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe"
+                if stateless && cfg.strict_per_request =>
+            {
+                return Err(method_not_found(&req.method))
             }
             "ping" => json!({}),
-            "tools/list" => paginate(cfg, p, "tools", tool_list(&shared))?,
+            "subscriptions/listen" if stateless => {
+                return listen::open(&shared, &req.id, p, &client)
+            }
+            "tools/list" => {
+                let tools = tool_list(&shared, client.generation);
+                cacheable(cfg, &client, paginate(cfg, p, "tools", tools)?, "public")
+            }
             "tools/call" => return self.tools_call(req, client),
-            "resources/list" => paginate(cfg, p, "resources", resource_list())?,
-            "resources/templates/list" => paginate(cfg, p, "resourceTemplates", template_list())?,
-            "resources/read" => resource_read(p)?,
+            "resources/list" => {
+                let page = paginate(cfg, p, "resources", resource_list())?;
+                cacheable(cfg, &client, page, "public")
+            }
+            "resources/templates/list" => {
+                let page = paginate(cfg, p, "resourceTemplates", template_list())?;
+                cacheable(cfg, &client, page, "public")
+            }
+            "resources/read" if stateless && named("uri", MRTR_URI) => {
+                let result = mrtr::resource_read(&shared, &req.id, p, &client)?;
+                cacheable(cfg, &client, result, "private")
+            }
+            "resources/read" => cacheable(cfg, &client, resource_read(p)?, "private"),
             "resources/subscribe" => {
                 lock(&shared.subscriptions).insert(uri_param(p)?.to_string());
                 json!({})
@@ -320,7 +401,13 @@ impl Server {
                 lock(&shared.subscriptions).remove(uri_param(p)?);
                 json!({})
             }
-            "prompts/list" => paginate(cfg, p, "prompts", prompt_list())?,
+            "prompts/list" => {
+                let page = paginate(cfg, p, "prompts", prompt_list())?;
+                cacheable(cfg, &client, page, "public")
+            }
+            "prompts/get" if stateless && named("name", MRTR_PROMPT) => {
+                mrtr::prompt_get(&shared, &req.id, p, &client)?
+            }
             "prompts/get" => prompt_get(p)?,
             "completion/complete" => complete(p)?,
             "logging/setLevel" => {
@@ -329,6 +416,18 @@ impl Server {
                 let idx = idx.ok_or_else(|| invalid_params(format!("bad level '{level}'")))?;
                 *lock(&shared.log_level) = Some(idx);
                 json!({})
+            }
+            "tasks/result" if !stateless => {
+                // Blocks until the task ends: answered from a thread (cancellable).
+                let task = tasks::find(&shared, p)?;
+                let slot = Arc::new(Slot::default());
+                let waiter = Arc::clone(&slot);
+                let wait = move |shared: &Shared| tasks::wait_result(shared, &task, &waiter);
+                self.spawn_with(&req.id, "tasks-result", slot, wait);
+                return Ok(None);
+            }
+            "tasks/get" | "tasks/list" | "tasks/cancel" | "tasks/update" => {
+                tasks::request(&shared, &req.method, p, &client)?
             }
             other => return Err(method_not_found(other)),
         };
@@ -356,10 +455,11 @@ impl Server {
             protocol_version: agreed.into(),
             capabilities,
             client_info: p.get("clientInfo").cloned().unwrap_or(Value::Null),
+            log_level: None,
         };
         Ok(json!({
             "protocolVersion": agreed,
-            "capabilities": server_capabilities(),
+            "capabilities": server_capabilities(Generation::Handshake),
             "serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION},
             "instructions": "Fake MCP server for mcp-pool tests. Tools are documented in \
                              src/bin/mcp-fake-server/main.rs."
@@ -385,42 +485,57 @@ impl Server {
             progress_token: meta(p).and_then(|m| m.get("progressToken")).cloned(),
             client,
             slot: Arc::new(Slot::default()),
+            input_responses: p.get("inputResponses").cloned(),
+            request_state: p.get("requestState").cloned(),
         };
         match find_tool(&self.shared, name) {
             None => Ok(Some(error_result(&format!("unknown tool: {name}")))),
-            Some((run, true)) => {
+            Some((run, threaded)) => {
+                if let Some(outcome) = tasks::intercept(&self.shared, &call, p.get("task")) {
+                    return outcome;
+                }
+                if !threaded {
+                    return run(&self.shared, &call);
+                }
                 self.spawn_call(name, run, call);
                 Ok(None)
             }
-            Some((run, false)) => run(&self.shared, &call),
         }
     }
 
     /// Runs a tool on its own thread; it answers unless cancelled meanwhile.
     fn spawn_call(&self, name: &str, run: ToolFn, call: Call) {
-        let key = call.id.to_string();
-        let id = call.id.clone();
-        let previous = lock(&self.shared.inflight).insert(key.clone(), Arc::clone(&call.slot));
+        let (id, slot) = (call.id.clone(), Arc::clone(&call.slot));
+        self.spawn_with(&id, name, slot, move |shared| run(shared, &call));
+    }
+
+    /// Answers request `id` from a thread of its own with what `work` returns, unless
+    /// `notifications/cancelled` (which cancels `slot`) comes first.
+    fn spawn_with<F>(&self, id: &Value, name: &str, slot: Arc<Slot>, work: F)
+    where
+        F: FnOnce(&Shared) -> Outcome + Send + 'static,
+    {
+        let key = id.to_string();
+        let id = id.clone();
+        let previous = lock(&self.shared.inflight).insert(key.clone(), Arc::clone(&slot));
         if previous.is_some() {
             say!("fake-server: request id {key} reused while still in flight");
         }
         let guard = ActiveGuard::new(&self.shared);
+        let reply_id = id.clone();
         let spawned = thread::Builder::new()
             .name(format!("tool-{name}"))
             .spawn(move || {
                 let shared = &guard.0;
-                let outcome = run(shared, &call);
+                let outcome = work(shared);
                 {
                     let mut inflight = lock(&shared.inflight);
-                    if inflight
-                        .get(&key)
-                        .is_some_and(|s| Arc::ptr_eq(s, &call.slot))
-                    {
+                    if inflight.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
                         inflight.remove(&key);
                     }
                 }
-                if !call.slot.is_cancelled() {
-                    shared.respond(&call.id, outcome);
+                if !slot.is_cancelled() {
+                    shared.respond(&reply_id, outcome);
                 }
             });
         if let Err(e) = spawned {
@@ -431,25 +546,41 @@ impl Server {
     }
 }
 
-/// Validates the per-request envelope and builds the client context from it.
-fn stateless_ctx(params: &Map<String, Value>) -> Result<ClientCtx, RpcError> {
+/// Validates the per-request envelope (version in `--supported-versions`, a known
+/// `logLevel` if any) and builds the client context from it.
+fn stateless_ctx(cfg: &Config, params: &Map<String, Value>) -> Result<ClientCtx, RpcError> {
     let m = meta(params);
-    match m.and_then(|m| m.get(META_PROTOCOL_VERSION)) {
-        None => Err(invalid_params(format!(
+    let version = match m.and_then(|m| m.get(META_PROTOCOL_VERSION)) {
+        None => {
+            return Err(invalid_params(format!(
             "missing params._meta[\"{META_PROTOCOL_VERSION}\"] (required by {STATELESS_VERSION})"
-        ))),
-        Some(Value::String(v)) if v == STATELESS_VERSION => Ok(ClientCtx {
-            generation: Generation::Stateless,
-            protocol_version: STATELESS_VERSION.into(),
-            capabilities: m
-                .and_then(|m| m.get(META_CLIENT_CAPS))
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            client_info: m
-                .and_then(|m| m.get(META_CLIENT_INFO))
-                .cloned()
-                .unwrap_or(Value::Null),
-        }),
-        Some(other) => Err(unsupported_version(Some(other))),
-    }
+        )))
+        }
+        Some(Value::String(v)) if cfg.supported_versions().contains(v) => v.clone(),
+        Some(other) => return Err(unsupported_version(cfg, Some(other))),
+    };
+    let log_level = match m.and_then(|m| m.get(META_LOG_LEVEL)) {
+        None => None,
+        Some(level) => {
+            let index = level
+                .as_str()
+                .and_then(|l| LOG_LEVELS.iter().position(|known| *known == l));
+            Some(index.ok_or_else(|| {
+                invalid_params(format!("invalid _meta[\"{META_LOG_LEVEL}\"]: {level}"))
+            })?)
+        }
+    };
+    Ok(ClientCtx {
+        generation: Generation::Stateless,
+        protocol_version: version.into(),
+        capabilities: m
+            .and_then(|m| m.get(META_CLIENT_CAPS))
+            .cloned()
+            .unwrap_or_else(|| json!({})),
+        client_info: m
+            .and_then(|m| m.get(META_CLIENT_INFO))
+            .cloned()
+            .unwrap_or(Value::Null),
+        log_level,
+    })
 }

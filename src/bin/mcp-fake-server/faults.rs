@@ -1,6 +1,7 @@
 //! Tools and start-up behaviours that misbehave on purpose: answering late, twice, with a
 //! stray id or never; not reading stdin any more; crashing, killing itself, closing stdout;
-//! writing garbage, huge lines or floods of stderr; leaving helper processes behind.
+//! writing garbage, huge lines or floods of stderr; leaving helper processes behind; results
+//! that must not be read as success (an odd `resultType`, no `content`, an unknown block).
 
 use serde_json::json;
 use std::io::{self, BufWriter, Write};
@@ -11,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::state::{lock, Shared};
-use super::tools::{arg_i64, arg_u64, bad_arg, error_result, ok, Call};
+use super::tools::{arg_i64, arg_str, arg_u64, bad_arg, error_result, ok, Call};
 use super::wire::{encode, response, Outcome};
 
 const MAX_OVERSIZE: u64 = 1 << 30;
@@ -102,7 +103,7 @@ pub(super) fn tool_crash(shared: &Shared, call: &Call) -> Outcome {
     // --answer-after-exit: the answer is written and flushed right before the exit (holding the
     // writer, so it is the last line), so it is in the pipe when the process is gone.
     let last_words = if shared.cfg.answer_after_exit {
-        encode(&response(&call.id, error_result("crashed")))
+        encode(&response(&call.id, shared.finish(error_result("crashed"))))
     } else {
         None
     };
@@ -137,6 +138,27 @@ pub(super) fn tool_kill_self(_: &Shared, call: &Call) -> Outcome {
     Ok(Some(error_result(&format!(
         "signal {signal} did not terminate the process"
     ))))
+}
+
+/// A result that is only `{"resultType": value}`.
+pub(super) fn tool_result_type(_: &Shared, call: &Call) -> Outcome {
+    Ok(Some(json!({"resultType": arg_str(call, "value")?})))
+}
+
+/// A result without `content`: `{"resultType": "complete"}` (per-request generation) or `{}`.
+pub(super) fn tool_no_content(_: &Shared, call: &Call) -> Outcome {
+    match call.client.is_stateless() {
+        true => Ok(Some(json!({"resultType": "complete"}))),
+        false => Ok(Some(json!({}))),
+    }
+}
+
+/// A text block next to a block of a type no specification defines.
+pub(super) fn tool_opaque_content(_: &Shared, _: &Call) -> Outcome {
+    Ok(Some(json!({"content": [
+        {"type": "text", "text": "visible"},
+        {"type": "hologram", "data": "AAECAw==", "mimeType": "application/x-hologram"}
+    ]})))
 }
 
 pub(super) fn tool_garbage(shared: &Shared, _: &Call) -> Outcome {

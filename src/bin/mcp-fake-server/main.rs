@@ -13,9 +13,29 @@
 //!   `capabilities` and `clientInfo` are remembered for the session.
 //! * **per-request / stateless** (`2026-07-28`): `server/discover` returns `supportedVersions`,
 //!   `capabilities` and `_meta["io.modelcontextprotocol/serverInfo"]`. Every request must carry
-//!   `params._meta["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"`: missing gives
-//!   -32602, another value gives -32022 with `data.supported`. Client capabilities are read per
-//!   request from `_meta["io.modelcontextprotocol/clientCapabilities"]`. `ping` is -32601 here.
+//!   `params._meta["io.modelcontextprotocol/protocolVersion"]`, one of `--supported-versions`
+//!   (default `2026-07-28`; any listed version is served as this generation): missing gives
+//!   -32602, another value gives -32022 with `data.supported` (the list) and `data.requested`.
+//!   Client capabilities are read per request from
+//!   `_meta["io.modelcontextprotocol/clientCapabilities"]`; a request that needs one it did not
+//!   declare gets -32021 with `data.requiredCapabilities`. A `_meta` `logLevel` that is not a
+//!   level name gives -32602. `ping` is -32601 here.
+//!
+//!   Every result carries `resultType` (`"complete"` unless the tool set another). The results
+//!   of `server/discover`, `tools/list`, `prompts/list`, `resources/list`,
+//!   `resources/templates/list` and `resources/read` also carry `ttlMs` (`--ttl-ms`) and
+//!   `cacheScope` (`"public"`; `"private"` for `resources/read`), except `input_required` ones.
+//!   `capabilities.extensions` offers the tasks extension `io.modelcontextprotocol/tasks`.
+//!
+//!   Notifications: `subscriptions/listen` (see Methods) carries the change notifications,
+//!   tagged with `_meta["io.modelcontextprotocol/subscriptionId"]`. Until a stream is first
+//!   opened on the connection, `notifications/{tools,prompts,resources}/list_changed` also go
+//!   out untagged as in the handshake generation (so a client that never listens still hears
+//!   of changes); after that, and always with `--strict-per-request`, only on the streams.
+//!   Resource updates go untagged only to URIs given to `resources/subscribe`. `log` follows
+//!   the request's `_meta["io.modelcontextprotocol/logLevel"]` (messages at or above it);
+//!   without one it follows `logging/setLevel` as in the handshake generation, or sends
+//!   nothing with `--strict-per-request`.
 //!
 //! With `--generation both` the first request locks the connection: an enveloped request
 //! (e.g. `server/discover` with the `_meta` envelope) locks stateless, after which `initialize`
@@ -47,6 +67,11 @@
 //! | `--answer-after-exit` | on `crash`: write its answer (`isError: true`, text `crashed`) to stdout and flush, then exit, so the response is in the pipe when the process is gone (with `after_ms`, the answer is written just before the delayed exit) |
 //! | `--record FILE` | append `{"tool":NAME,"arguments":ARGS,"pid":PID}` per `tools/call` to FILE, before the tool runs (`ARGS` is `{}` when absent) |
 //! | `--verbose` | log one stderr line per message handled |
+//! | `--ttl-ms N` | `ttlMs` of the cacheable per-request results (default 60000; 0 allowed) |
+//! | `--supported-versions V1,V2,...` | versions the per-request generation accepts in the envelope, reported by `server/discover` and in -32022 `data.supported` (also for a refused `initialize`); default `2026-07-28`. An empty list refuses every version |
+//! | `--strict-per-request` | the per-request generation follows `2026-07-28` to the letter: `logging/setLevel`, `resources/subscribe` and `resources/unsubscribe` are -32601, `log` sends only for requests whose `_meta` carries `io.modelcontextprotocol/logLevel`, and change notifications go only on `subscriptions/listen` streams |
+//! | `--bad-tool-entry` | `tools/list` ends with three bad entries: `bad_readonly_hint` (`annotations.readOnlyHint: "yes"`), `bad_description` (`description: 42`) and one without `name`. The first two are callable (they echo `text`) |
+//! | `--task-poll-ms N` | `pollInterval` (2025-11-25) / `pollIntervalMs` (2026) of tasks (default 100) |
 //! | `--help` | usage on stderr, exit 0. Unknown or malformed flags: usage on stderr, exit 2. `--flag=value` also works |
 //!
 //! By default the server exits 0 on stdin EOF, after giving in-flight tool threads at most 100 ms.
@@ -55,13 +80,91 @@
 //!
 //! `initialize`, `server/discover`, `ping`, `tools/list`, `tools/call`, `resources/list` (five
 //! resources `fake://r/0..4`), `resources/templates/list` (`fake://r/{n}`), `resources/read`
-//! (text `resource N`; unknown uri -32002), `resources/subscribe`, `resources/unsubscribe`,
-//! `prompts/list` (`greet` with argument `name`), `prompts/get` (`Hello NAME`),
-//! `completion/complete` (prefix match over `Alice Bob Carol Dave` for `greet`/`name`, `0..4` for
-//! the template), `logging/setLevel`. Notifications handled: `notifications/initialized`,
-//! `notifications/cancelled` (stops an in-flight threaded tool; no response is sent; stderr
-//! `cancelled ID` with ID as JSON); others are ignored. The server's own requests use integer ids
-//! from 0, a separate id space.
+//! (text `resource N`; unknown uri -32002, in both generations), `resources/subscribe`,
+//! `resources/unsubscribe`, `prompts/list` (`greet` with argument `name`), `prompts/get`
+//! (`Hello NAME`), `completion/complete` (prefix match over `Alice Bob Carol Dave` for
+//! `greet`/`name`, `0..4` for the template), `logging/setLevel`. Notifications handled:
+//! `notifications/initialized`, `notifications/cancelled` (stops an in-flight threaded tool or
+//! blocked `tasks/result`, or ends a listen stream; no response is sent; stderr `cancelled ID`
+//! with ID as JSON); others are ignored. The server's own requests use integer ids from 0, a
+//! separate id space.
+//!
+//! Per-request generation only:
+//!
+//! * `subscriptions/listen {notifications}`: opens a stream. First
+//!   `notifications/subscriptions/acknowledged {_meta: {"io.modelcontextprotocol/subscriptionId":
+//!   ID}, notifications: AGREED}` (ID = the request's id; AGREED = the filter without `false`
+//!   flags, empty lists and unknown keys), then, tagged with the same `_meta`, the opted-in
+//!   `notifications/tools/list_changed` (`toolsListChanged`), `notifications/prompts/list_changed`
+//!   (`promptsListChanged`), `notifications/resources/list_changed` (`resourcesListChanged`),
+//!   `notifications/resources/updated {uri}` (for the URIs of `resourceSubscriptions`) and
+//!   `notifications/tasks` (`taskIds`; needs the tasks extension, else -32021). No response while
+//!   open. The client's `notifications/cancelled {requestId: ID}` ends it silently; `end_listens`
+//!   ends it from the server. A non-object `notifications` or mistyped field is -32602, as is an
+//!   id of a stream still open. In the handshake generation: -32601.
+//! * MRTR outside tools: `prompts/get {name: "mrtr_prompt"}` and `resources/read {uri:
+//!   "fake://mrtr"}` (neither is listed) need one form elicitation, as `mrtr_elicit` (key
+//!   `name`); then a user message `hello NAME`, or contents `[{uri: "fake://mrtr", mimeType:
+//!   "text/plain", text: "hello NAME"}]`. In the handshake generation they are the unknown
+//!   prompt (-32602) and resource (-32002).
+//!
+//! ## Multi round-trip requests (`mrtr_*` tools, `mrtr_prompt`, `fake://mrtr`)
+//!
+//! The first request (neither `inputResponses` nor `requestState` in params) answers
+//! `{resultType: "input_required", inputRequests?: {KEY: {method, params?}}, requestState?}`.
+//! Input requests: form elicitation `{method: "elicitation/create", params: {mode: "form",
+//! message, requestedSchema: {type: "object", properties: {F: {type: "string"}}, required:
+//! [F]}}}`; URL elicitation `{method: "elicitation/create", params: {mode: "url", message,
+//! url: "https://example.com/mcp-fake-server/consent"}}`; sampling `{method:
+//! "sampling/createMessage", params: {messages: [{role: "user", content: {type: "text", text:
+//! "Say something."}}], maxTokens: 10}}`; roots `{method: "roots/list"}` (no params). Each
+//! needs the client capability (`elicitation` with `form`, or neither mode; `elicitation.url`;
+//! `sampling`; `roots`): without it -32021, `data.requiredCapabilities` naming all missing.
+//!
+//! `requestState` is opaque: base64 (standard alphabet, `+`, `/`, `==` padding; it starts with
+//! `++//`) of a JSON binding it to the method, tool/prompt/uri, arguments, round and the id it
+//! was issued to, followed by `.é🔒` (a precomposed `é`, and a character outside the BMP). A
+//! retry (a request with `inputResponses` or `requestState`) gets -32602, with a message
+//! saying which, if: its id is one that was answered `input_required` (`the retry reuses
+//! request id ...`); `requestState` is missing though one was issued (`missing
+//! requestState`), or present though none was (`unexpected requestState`), or not echoed byte
+//! for byte (`requestState mismatch: it was modified`), or from another request (`...
+//! belongs to another request`, `... issued for other arguments`); `inputResponses` is not an
+//! object or lacks a key asked for (`missing inputResponses.KEY`), or an answer is malformed
+//! (`action` not `accept`/`decline`/`cancel`, an accepted form without `content.F` string,
+//! no text block in a sampling result, no `roots` array). Unknown keys are ignored. An
+//! elicitation answer reads `hello NAME` (accept), `declined` or `cancelled`.
+//!
+//! ## Tasks
+//!
+//! Handshake generation (2025-11-25): capability `tasks: {list: {}, cancel: {}, requests:
+//! {tools: {call: {}}}}`; `tools/list` gives the task tools `execution.taskSupport`.
+//! `tools/call` with `params.task` (`{ttl?}`, default 300000) of `task_job`, `task_required` or
+//! `task_input` answers `{task: TASK}`, TASK = `{taskId (a UUID), status, statusMessage,
+//! createdAt, lastUpdatedAt (ISO 8601 UTC, ms), ttl, pollInterval}`; of another tool -32601.
+//! `task_required` / `task_input` without `params.task`: -32601. `tasks/get {taskId}`: TASK;
+//! `tasks/result {taskId}`: waits for the end, then the tool's result with
+//! `_meta["io.modelcontextprotocol/related-task"] = {taskId}`, or its JSON-RPC error (failed),
+//! or -32602 (cancelled); `tasks/list {cursor?}`: `{tasks: [TASK...]}` paginated like the other
+//! lists; `tasks/cancel {taskId}`: status `cancelled`, answers TASK (-32602 if already ended);
+//! `notifications/tasks/status` TASK on every change after creation. Statuses: `working`,
+//! `input_required`, `completed`, `failed` (a JSON-RPC error, or a result with `isError`),
+//! `cancelled`. Unknown `taskId`: -32602 `Failed to retrieve task: Task not found`.
+//! `tasks/update`: -32601.
+//!
+//! Per-request generation, the 2026 tasks extension, only for requests whose
+//! `clientCapabilities.extensions` has `io.modelcontextprotocol/tasks` (else -32021 with
+//! `requiredCapabilities: {extensions: {"io.modelcontextprotocol/tasks": {}}}`): `task_job`,
+//! `task_required` and `task_input` answer `{resultType: "task", taskId, status, statusMessage,
+//! createdAt, lastUpdatedAt, ttlMs: 300000, pollIntervalMs}` (without the extension `task_job`
+//! runs as a plain call, the others get -32021). `tasks/get {taskId}`: the task with
+//! `resultType: "complete"`, plus `inputRequests` (input_required), `result` (completed: the
+//! tool's result, `isError` ones too) or `error` (failed); `tasks/update {taskId,
+//! inputResponses}`: responses for outstanding keys reach the task, others are ignored;
+//! answers `{resultType: "complete"}`; `tasks/cancel {taskId}`: `cancelled` unless already
+//! ended, answers `{resultType: "complete"}`; `notifications/tasks` (the same object as
+//! `tasks/get`, without `resultType`) on listen streams naming the task. `tasks/result` and
+//! `tasks/list`: -32601. Tasks are kept for the life of the process; `ttl` is not enforced.
 //!
 //! # Tools (`tools/call {name, arguments}`)
 //!
@@ -109,17 +212,50 @@
 //! | `progress_burst` | `steps` | with `_meta.progressToken`, writes `steps` `notifications/progress` `{progressToken, progress:i, total:steps, message:"step i"}` (i = 1..=steps) back to back from the main loop, immediately followed by the answer, text `burst STEPS` (without a token: just the answer) |
 //! | `flood_requests` | `count`, `id_bytes`, `method_bytes` | writes `count` requests `{"jsonrpc":"2.0","id":ID,"method":M}` to stdout, ids distinct strings of `id_bytes` base-62 digits (`0…0`, `0…1`, …; -32602 if `62^id_bytes < count`), methods `method_bytes` `m` characters (each length at most 1 GiB); then, like `stop_reading`, never reads stdin again; no answer |
 //! | `blob` | `bytes` | as `oversize` (text of `bytes` `x` characters, at most 1 GiB), annotated readOnlyHint; for message-size benchmarks |
+//! | `mrtr_elicit` | `with_state?` (true) | per-request MRTR: `inputRequests` `{"name": FORM}` (form elicitation of field `name`, message "What is your name?"), with a `requestState` unless `with_state` is false; the retry needs `inputResponses.name` (and the state, or none); text `hello NAME` / `declined` / `cancelled` |
+//! | `mrtr_sampling` | — | MRTR: `{"sample": sampling}` + state; text = the first text block of the sampled message |
+//! | `mrtr_roots` | — | MRTR: `{"roots": roots/list}` + state; text = JSON of the `inputResponses.roots` result (`{"roots":[...]}`) |
+//! | `mrtr_multi` | — | MRTR: `name` (form), `sample` and `roots` in one round + state; text = JSON `{"elicitation": "hello NAME", "sampling": TEXT, "roots": [...]}` |
+//! | `mrtr_rounds` | `rounds` | MRTR: `rounds` input_required rounds, round K asking `{"round_K": FORM}` (field `answer`) with a new `requestState`; the retry of round K needs `inputResponses.round_K`; then text `rounds N` (0: at once) |
+//! | `mrtr_state_only` | `rounds?` (1) | MRTR load shedding: input_required with only a `requestState` (no `inputRequests`), a new one per round; the retry needs only the state; after `rounds` retries text `state only N` |
+//! | `mrtr_forever` | — | MRTR: input_required forever (round K asks `again_K`, form field `answer`), for the client's round cap |
+//! | `mrtr_url` | — | MRTR: `{"consent": URL-mode elicitation}` + state (needs `elicitation.url`); text = the answer's `action` |
+//! | `result_type` | `value` | result `{"resultType": VALUE}` and nothing else |
+//! | `no_content` | — | result `{"resultType": "complete"}` (per-request) / `{}` (handshake): no `content` |
+//! | `opaque_content` | — | content `[{"type":"text","text":"visible"},{"type":"hologram","data":"AAECAw==","mimeType":"application/x-hologram"}]` |
+//! | `bad_structured` | — | outputSchema `{type: object, properties: {count: {type: integer}}, required: [count]}`; structuredContent `{"count":"three"}` (violates it), text its JSON (readOnlyHint) |
+//! | `good_structured` | — | same outputSchema; structuredContent `{"count":3}`, text its JSON (readOnlyHint) |
+//! | `notify_changed` | `kind` (`tools`, `prompts`, `resources`) | sends `notifications/KIND/list_changed` as `list_changed` does (no tool added), text `ok` |
+//! | `end_listens` | `id?`, `mode?` (`both`) | ends the listen stream with that id, or all: `response` = the listen request's response `{resultType: "complete", _meta: {"io.modelcontextprotocol/subscriptionId": ID}}`, `cancelled` = `notifications/cancelled {requestId: ID, reason, _meta: {subscriptionId: ID}}`, `both` = the response, then the notification; then text `ended N` |
+//! | `listen_streams` | — | text = JSON array of the open listen streams' ids, in opening order (readOnlyHint) |
+//! | `task_job` *thread* | `ms`, `fail?` | see Tasks (`execution.taskSupport: "optional"`); as a plain call like `sleep` (text `slept MS`), with `fail` the JSON-RPC error -32603 `job failed` after the sleep; as a task the same result / error |
+//! | `task_required` | `ms`, `fail?` | as `task_job`, only as a task (`taskSupport: "required"`) |
+//! | `task_input` | — | only as a task (`required`): `input_required` for an elicitation of `name` (2025-11-25: an `elicitation/create` request with `_meta["io.modelcontextprotocol/related-task"]`; 2026: `inputRequests: {"name": form}` answered by `tasks/update`, needs `elicitation`), then `hello NAME` |
+//! | `ask_then_cancel` *thread* | — | handshake: sends `elicitation/create` (form), 100 ms later `notifications/cancelled {requestId, reason}` for it, then text `cancelled-ask`; when the next request comes or at EOF, stderr `late answer to ID` (an answer came after the cancel), `early answer to ID` (before it) or `no late answer` |
+//! | `ask_url` *thread* | `id?` (`fake-url-elicitation`) | handshake: sends `elicitation/create {mode: "url", elicitationId: ID, url: "https://example.com/mcp-fake-server/connect", message}`; text = JSON of the result (or of the error object) |
+//! | `url_required` | `id?` (`fake-url-elicitation`) | handshake: JSON-RPC error -32042 `This request requires more information.`, `data: {elicitations: [{mode: "url", elicitationId: ID, url, message}]}` |
+//! | `elicitation_complete` | `id` | handshake: sends `notifications/elicitation/complete {elicitationId: ID}`, text `ok` |
+//!
+//! The `mrtr_*` tools answer `isError` (`NAME: per-request generation (2026-07-28) only`) in the
+//! handshake generation; `ask_then_cancel`, `ask_url`, `url_required` and
+//! `elicitation_complete` answer `isError` (`NAME: handshake generation only`) in the
+//! per-request one. In the per-request generation `list_changed` and `touch` (which also
+//! counts URIs of listen streams as subscribed) deliver as described under Protocol
+//! generations.
 //!
 //! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `daemon pid N`,
-//! `crashing`, `dying in handshake`, `cancelled ID`; other diagnostics start with
-//! `fake-server: `.
+//! `crashing`, `dying in handshake`, `cancelled ID`, `late answer to ID`, `early answer to ID`,
+//! `no late answer`; other diagnostics start with `fake-server: `.
 //!
 //! # Source layout
 //!
 //! `main.rs` (flags, start-up, the main loop), `wire.rs` (stdin/stdout framing, JSON-RPC
 //! errors, sending), `state.rs` (state shared with tool threads), `dispatch.rs` (methods and
 //! protocol generations), `catalog.rs` (resources, prompts, completion, pagination),
-//! `tools.rs` (the tool table and the well-behaved tools), `faults.rs` (the misbehaving ones).
+//! `tools.rs` (the tool table and the well-behaved tools), `faults.rs` (the misbehaving ones),
+//! `mrtr.rs` (multi round-trip requests), `listen.rs` (`subscriptions/listen` and change
+//! notifications), `tasks.rs` (both generations' tasks), `elicit.rs` (URL elicitation and a
+//! server-side cancel, handshake generation).
 
 use std::fs::OpenOptions;
 use std::process;
@@ -139,8 +275,12 @@ macro_rules! say {
 
 mod catalog;
 mod dispatch;
+mod elicit;
 mod faults;
+mod listen;
+mod mrtr;
 mod state;
+mod tasks;
 mod tools;
 mod wire;
 
@@ -155,7 +295,8 @@ const USAGE: &str =
   [--exit-during-handshake CODE] [--hang-handshake] [--stderr-at-start BYTES] [--banner]
   [--crlf] [--bom] [--ignore-stdin-eof] [--ignore-sigterm] [--spawn-grandchild]
   [--grandchild-holds-stdout] [--daemon] [--answer-after-exit] [--record FILE] [--verbose]
-  [--help]";
+  [--ttl-ms N] [--supported-versions V1,V2,...] [--strict-per-request] [--bad-tool-entry]
+  [--task-poll-ms N] [--help]";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -191,6 +332,11 @@ struct Config {
     answer_after_exit: bool,
     record: Option<String>,
     verbose: bool,
+    ttl_ms: Option<u64>,
+    supported_versions: Option<Vec<String>>,
+    strict_per_request: bool,
+    bad_tool_entry: bool,
+    task_poll_ms: Option<u64>,
 }
 
 enum ArgsError {
@@ -205,6 +351,24 @@ fn parse_num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ArgsErr
 }
 
 impl Config {
+    /// `ttlMs` of cacheable per-request results (`--ttl-ms`, default 60000).
+    fn ttl_ms(&self) -> u64 {
+        self.ttl_ms.unwrap_or(60_000)
+    }
+
+    /// Versions the per-request generation accepts (`--supported-versions`).
+    fn supported_versions(&self) -> Vec<String> {
+        match &self.supported_versions {
+            Some(list) => list.clone(),
+            None => vec![dispatch::STATELESS_VERSION.to_string()],
+        }
+    }
+
+    /// `pollInterval` / `pollIntervalMs` of tasks (`--task-poll-ms`, default 100).
+    fn task_poll_ms(&self) -> u64 {
+        self.task_poll_ms.unwrap_or(100)
+    }
+
     fn from_args<I: Iterator<Item = String>>(mut args: I) -> Result<Self, ArgsError> {
         let mut cfg = Config::default();
         while let Some(arg) = args.next() {
@@ -242,6 +406,15 @@ impl Config {
                 }
                 "--stderr-at-start" => cfg.stderr_at_start = parse_num(&flag, &value()?)?,
                 "--record" => cfg.record = Some(value()?),
+                "--ttl-ms" => cfg.ttl_ms = Some(parse_num(&flag, &value()?)?),
+                "--task-poll-ms" => cfg.task_poll_ms = Some(parse_num(&flag, &value()?)?),
+                "--supported-versions" => {
+                    let list = value()?;
+                    let versions = list.split(',').map(str::trim).filter(|v| !v.is_empty());
+                    cfg.supported_versions = Some(versions.map(String::from).collect());
+                }
+                "--strict-per-request" => switch(&mut cfg.strict_per_request)?,
+                "--bad-tool-entry" => switch(&mut cfg.bad_tool_entry)?,
                 "--discover-silent" => switch(&mut cfg.discover_silent)?,
                 "--cursor-loop" => switch(&mut cfg.cursor_loop)?,
                 "--hang-handshake" => switch(&mut cfg.hang_handshake)?,
@@ -353,6 +526,7 @@ fn on_stdin_eof(shared: &Shared) -> ! {
         }
     }
     shared.wait_for_tools(Duration::from_millis(100));
+    shared.report_late_answers();
     shared.flush_output();
     if shared.cfg.verbose {
         say!("fake-server: stdin closed, exiting");

@@ -1,16 +1,20 @@
 //! State shared between the main loop and the tool threads: the cancellation flag and reply
 //! mailbox of each call in flight, the server's own requests awaiting an answer, the count of
-//! running tool threads, per-process counters and subscriptions, and the `--record` file.
+//! running tool threads, per-process counters and subscriptions, open `subscriptions/listen`
+//! streams, tasks, the ids that got an MRTR `input_required`, cancelled server requests whose
+//! late answers are watched, and the `--record` file.
 
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::process;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::listen::Listen;
+use super::tasks::Task;
 use super::wire::Output;
 use super::Config;
 
@@ -70,6 +74,11 @@ impl Slot {
         }
     }
 
+    /// Takes a delivered response message without waiting.
+    pub(super) fn try_reply(&self) -> Option<Value> {
+        lock(&self.state).reply.take()
+    }
+
     /// Waits for a delivered response message; `None` if cancelled first.
     pub(super) fn wait_reply(&self) -> Option<Value> {
         let mut st = lock(&self.state);
@@ -103,6 +112,30 @@ pub(super) struct Shared {
     pub(super) subscriptions: Mutex<HashSet<String>>,
     /// Minimum level index set by `logging/setLevel` (None = send everything).
     pub(super) log_level: Mutex<Option<usize>>,
+    /// Set once the connection is locked to the per-request generation: every result then
+    /// gets `resultType: "complete"` unless it has a `resultType` already.
+    pub(super) stateless: AtomicBool,
+    /// Open `subscriptions/listen` streams, in the order they were opened.
+    pub(super) listens: Mutex<Vec<Listen>>,
+    /// Whether a `subscriptions/listen` stream was ever opened on this connection.
+    pub(super) listen_seen: AtomicBool,
+    /// Tasks, in creation order (kept for the life of the process).
+    pub(super) tasks: Mutex<Vec<Arc<Task>>>,
+    /// JSON text of the request ids answered with an MRTR `input_required`.
+    pub(super) mrtr_ids: Mutex<HashSet<String>>,
+    /// Server requests cancelled by `ask_then_cancel`, watched for a late answer.
+    pub(super) late_watch: Mutex<Vec<LateWatch>>,
+}
+
+/// A server request that `ask_then_cancel` cancelled: did an answer come anyway?
+pub(super) struct LateWatch {
+    pub(super) id: u64,
+    /// An answer arrived before the cancel was sent.
+    pub(super) early: bool,
+    /// An answer arrived after the cancel was sent.
+    pub(super) late: bool,
+    /// The cancel has been sent: the next request (or EOF) reports on it.
+    pub(super) ready: bool,
 }
 
 impl Shared {
@@ -120,7 +153,43 @@ impl Shared {
             added_tools: AtomicUsize::new(0),
             subscriptions: Mutex::new(HashSet::new()),
             log_level: Mutex::new(None),
+            stateless: AtomicBool::new(false),
+            listens: Mutex::new(Vec::new()),
+            listen_seen: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+            mrtr_ids: Mutex::new(HashSet::new()),
+            late_watch: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Records a response to a server request `ask_then_cancel` cancelled; false if `id` is
+    /// not watched.
+    pub(super) fn late_answer(&self, id: u64) -> bool {
+        let mut watch = lock(&self.late_watch);
+        match watch.iter_mut().find(|w| w.id == id) {
+            Some(w) => {
+                w.late = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes `late answer to ID`, `early answer to ID` or `no late answer` to stderr for
+    /// each cancelled server request whose cancel has been sent, and forgets them.
+    pub(super) fn report_late_answers(&self) {
+        let mut watch = lock(&self.late_watch);
+        watch.retain(|w| {
+            if !w.ready {
+                return true;
+            }
+            match (w.late, w.early) {
+                (true, _) => say!("late answer to {}", w.id),
+                (false, true) => say!("early answer to {}", w.id),
+                (false, false) => say!("no late answer"),
+            }
+            false
+        });
     }
 
     pub(super) fn record(&self, name: &str, args: &Map<String, Value>) {

@@ -1,6 +1,8 @@
-//! Tools: the static tool table and its JSON form, the dynamic tools (`--extra-tools`, and
-//! those `list_changed` adds), argument helpers, and the well-behaved tools. The tools that
-//! misbehave on purpose live in `faults.rs`.
+//! Tools: the static tool table and its JSON form, the dynamic tools (`--extra-tools`, those
+//! `list_changed` adds, and the `--bad-tool-entry` entries), argument helpers, and the
+//! well-behaved tools. The tools that misbehave on purpose live in `faults.rs`; those of
+//! multi round-trip requests in `mrtr.rs`, of subscriptions in `listen.rs`, of tasks in
+//! `tasks.rs`, of URL elicitation and server-side cancels in `elicit.rs`.
 
 use serde_json::{json, Map, Number, Value};
 use std::sync::atomic::Ordering;
@@ -8,12 +10,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{ClientCtx, Generation, LOG_LEVELS};
+use super::elicit::{
+    tool_ask_then_cancel, tool_ask_url, tool_elicitation_complete, tool_url_required,
+};
 use super::faults::{
     tool_block, tool_crash, tool_duplicate_id, tool_exit_stdout, tool_flood_requests, tool_garbage,
-    tool_hang, tool_kill_self, tool_late, tool_oversize, tool_spawn_background, tool_stderr_flood,
-    tool_stop_reading, tool_wrong_id,
+    tool_hang, tool_kill_self, tool_late, tool_no_content, tool_opaque_content, tool_oversize,
+    tool_result_type, tool_spawn_background, tool_stderr_flood, tool_stop_reading, tool_wrong_id,
+};
+use super::listen::{announce, tool_end_listens, tool_listen_streams, tool_notify_changed, Topic};
+use super::mrtr::{
+    tool_mrtr_elicit, tool_mrtr_forever, tool_mrtr_multi, tool_mrtr_roots, tool_mrtr_rounds,
+    tool_mrtr_sampling, tool_mrtr_state_only, tool_mrtr_url,
 };
 use super::state::{lock, Shared, Slot};
+use super::tasks::{task_support, tool_task_job, tool_task_only};
 use super::wire::{invalid_params, Outcome, RpcError};
 
 /// Everything a tool function gets.
@@ -24,6 +35,9 @@ pub(super) struct Call {
     pub(super) progress_token: Option<Value>,
     pub(super) client: ClientCtx,
     pub(super) slot: Arc<Slot>,
+    /// `params.inputResponses` and `params.requestState` (multi round-trip requests).
+    pub(super) input_responses: Option<Value>,
+    pub(super) request_state: Option<Value>,
 }
 
 pub(super) type ToolFn = fn(&Shared, &Call) -> Outcome;
@@ -69,7 +83,7 @@ struct ToolDef {
 }
 
 impl ToolDef {
-    fn to_json(&self) -> Value {
+    fn to_json(&self, generation: Generation) -> Value {
         let mut properties = Map::new();
         for p in self.params {
             let schema = if p.ty.is_empty() {
@@ -110,12 +124,21 @@ impl ToolDef {
                 "answer": {"type": "integer"},
                 "items": {"type": "array", "items": {"type": "integer"}}
             }, "required": ["answer", "items"]}),
+            "bad_structured" | "good_structured" => json!({
+                "type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]
+            }),
+            _ => Value::Null,
+        };
+        // 2025-11-25 tool-level task negotiation (the 2026 extension has no such field).
+        let execution = match (generation, task_support(self.name)) {
+            (Generation::Handshake, Some(support)) => json!({"taskSupport": support.as_str()}),
             _ => Value::Null,
         };
         if let Some(obj) = tool.as_object_mut() {
             for (key, value) in [
                 ("annotations", annotations),
                 ("outputSchema", output_schema),
+                ("execution", execution),
             ] {
                 if !value.is_null() {
                     obj.insert(key.into(), value);
@@ -202,11 +225,68 @@ static TOOLS: &[ToolDef] = &[
         [req("count", "integer"), req("id_bytes", "integer"), req("method_bytes", "integer")]),
     tool!("blob" => tool_oversize, ReadOnly, "Answers `bytes` x characters (read-only).",
         [req("bytes", "integer")]),
+    tool!("mrtr_elicit" => tool_mrtr_elicit, ReadOnly,
+        "MRTR: one form elicitation, then `hello NAME`.", [opt("with_state", "boolean")]),
+    tool!("mrtr_sampling" => tool_mrtr_sampling, ReadOnly,
+        "MRTR: one sampling request, then the sampled text.", []),
+    tool!("mrtr_roots" => tool_mrtr_roots, ReadOnly, "MRTR: one roots/list, then its JSON.", []),
+    tool!("mrtr_multi" => tool_mrtr_multi, ReadOnly,
+        "MRTR: elicitation, sampling and roots in one round.", []),
+    tool!("mrtr_rounds" => tool_mrtr_rounds, ReadOnly, "MRTR: `rounds` input_required rounds.",
+        [req("rounds", "integer")]),
+    tool!("mrtr_state_only" => tool_mrtr_state_only, ReadOnly,
+        "MRTR: input_required with requestState only (load shedding).", [opt("rounds", "integer")]),
+    tool!("mrtr_forever" => tool_mrtr_forever, ReadOnly, "MRTR: input_required forever.", []),
+    tool!("mrtr_url" => tool_mrtr_url, ReadOnly,
+        "MRTR: one URL-mode elicitation, then the action.", []),
+    tool!("result_type" => tool_result_type, Plain, "Answers only `resultType: value`.",
+        [req("value", "string")]),
+    tool!("no_content" => tool_no_content, Plain, "Answers a result without `content`.", []),
+    tool!("opaque_content" => tool_opaque_content, Plain,
+        "Answers a text block and a block of an unknown type.", []),
+    tool!("bad_structured" => tool_bad_structured, ReadOnly,
+        "structuredContent that violates the outputSchema.", []),
+    tool!("good_structured" => tool_good_structured, ReadOnly,
+        "structuredContent that conforms to the outputSchema.", []),
+    tool!("notify_changed" => tool_notify_changed, Plain,
+        "Sends notifications/KIND/list_changed.", [req("kind", "string")]),
+    tool!("end_listens" => tool_end_listens, Plain, "Ends subscriptions/listen streams.",
+        [opt("id", ""), opt("mode", "string")]),
+    tool!("listen_streams" => tool_listen_streams, ReadOnly,
+        "The ids of the open subscriptions/listen streams.", []),
+    tool!("task_job" => tool_task_job, Plain + threaded, "Sleeps `ms`, as a task if asked.",
+        [req("ms", "integer"), opt("fail", "boolean")]),
+    tool!("task_required" => tool_task_only, Plain, "Sleeps `ms`; only as a task.",
+        [req("ms", "integer"), opt("fail", "boolean")]),
+    tool!("task_input" => tool_task_only, Plain,
+        "A task that needs one elicitation, then `hello NAME`.", []),
+    tool!("ask_then_cancel" => tool_ask_then_cancel, Plain + threaded,
+        "Sends elicitation/create, cancels it 100 ms later, answers.", []),
+    tool!("ask_url" => tool_ask_url, Plain + threaded, "Sends a URL-mode elicitation/create.",
+        [opt("id", "string")]),
+    tool!("url_required" => tool_url_required, Plain, "Answers -32042 (URL elicitation required).",
+        [opt("id", "string")]),
+    tool!("elicitation_complete" => tool_elicitation_complete, Plain,
+        "Sends notifications/elicitation/complete.", [req("id", "string")]),
 ];
 
-/// The tools of `tools/list`: the table, then `extra_*`, then `added_*`.
-pub(super) fn tool_list(shared: &Shared) -> Vec<Value> {
-    let mut tools: Vec<Value> = TOOLS.iter().map(ToolDef::to_json).collect();
+/// The entries `--bad-tool-entry` adds to `tools/list` (the first two are callable echoes).
+const BAD_TOOL_NAMES: [&str; 2] = ["bad_readonly_hint", "bad_description"];
+
+fn bad_tool_entries() -> Vec<Value> {
+    let schema = json!({"type": "object", "properties": {"text": {"type": "string"}}});
+    vec![
+        json!({"name": BAD_TOOL_NAMES[0], "description": "Its readOnlyHint is a string.",
+               "inputSchema": schema, "annotations": {"readOnlyHint": "yes"}}),
+        json!({"name": BAD_TOOL_NAMES[1], "description": 42, "inputSchema": schema}),
+        json!({"description": "This entry has no name.", "inputSchema": schema}),
+    ]
+}
+
+/// The tools of `tools/list`: the table, then `extra_*`, then `added_*`, then the
+/// `--bad-tool-entry` entries.
+pub(super) fn tool_list(shared: &Shared, generation: Generation) -> Vec<Value> {
+    let mut tools: Vec<Value> = TOOLS.iter().map(|t| t.to_json(generation)).collect();
     let added = shared.added_tools.load(Ordering::SeqCst);
     let dynamic = (0..shared.cfg.extra_tools)
         .map(|i| format!("extra_{i}"))
@@ -218,6 +298,9 @@ pub(super) fn tool_list(shared: &Shared) -> Vec<Value> {
             "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}
         })
     }));
+    if shared.cfg.bad_tool_entry {
+        tools.extend(bad_tool_entries());
+    }
     tools
 }
 
@@ -235,10 +318,13 @@ pub(super) fn find_tool(shared: &Shared, name: &str) -> Option<(ToolFn, bool)> {
     if index_below("extra_", shared.cfg.extra_tools) || index_below("added_", added) {
         return Some((tool_dynamic_echo, false));
     }
+    if shared.cfg.bad_tool_entry && BAD_TOOL_NAMES.contains(&name) {
+        return Some((tool_dynamic_echo, false));
+    }
     None
 }
 
-fn text_result(text: &str) -> Value {
+pub(super) fn text_result(text: &str) -> Value {
     json!({"content": [{"type": "text", "text": text}]})
 }
 
@@ -250,7 +336,7 @@ pub(super) fn ok(text: &str) -> Outcome {
     Ok(Some(text_result(text)))
 }
 
-fn arg<'a>(call: &'a Call, name: &str) -> Option<&'a Value> {
+pub(super) fn arg<'a>(call: &'a Call, name: &str) -> Option<&'a Value> {
     call.args.get(name).filter(|v| !v.is_null())
 }
 
@@ -259,7 +345,7 @@ pub(super) fn bad_arg(call: &Call, name: &str, expected: &str) -> RpcError {
     invalid_params(message).with_data(json!({"tool": call.tool}))
 }
 
-fn arg_str<'a>(call: &'a Call, name: &str) -> Result<&'a str, RpcError> {
+pub(super) fn arg_str<'a>(call: &'a Call, name: &str) -> Result<&'a str, RpcError> {
     arg(call, name)
         .and_then(Value::as_str)
         .ok_or_else(|| bad_arg(call, name, "a string"))
@@ -272,6 +358,12 @@ pub(super) fn arg_u64(call: &Call, name: &str, default: Option<u64>) -> Result<u
             .and_then(Value::as_u64)
             .ok_or_else(|| bad_arg(call, name, "a non-negative integer")),
     }
+}
+
+pub(super) fn arg_bool(call: &Call, name: &str, default: bool) -> Result<bool, RpcError> {
+    arg(call, name).map_or(Ok(default), |v| {
+        v.as_bool().ok_or_else(|| bad_arg(call, name, "a boolean"))
+    })
 }
 
 pub(super) fn arg_i64(call: &Call, name: &str, default: i64) -> Result<i64, RpcError> {
@@ -313,6 +405,23 @@ fn tool_add(_: &Shared, call: &Call) -> Outcome {
     }
 }
 
+fn tool_bad_structured(_: &Shared, _: &Call) -> Outcome {
+    // The outputSchema wants an integer `count`.
+    let value = json!({"count": "three"});
+    Ok(Some(json!({
+        "content": [{"type": "text", "text": value.to_string()}],
+        "structuredContent": value
+    })))
+}
+
+fn tool_good_structured(_: &Shared, _: &Call) -> Outcome {
+    let value = json!({"count": 3});
+    Ok(Some(json!({
+        "content": [{"type": "text", "text": value.to_string()}],
+        "structuredContent": value
+    })))
+}
+
 fn tool_structured(_: &Shared, _: &Call) -> Outcome {
     let value = json!({"answer": 42, "items": [1, 2, 3]});
     Ok(Some(json!({
@@ -333,7 +442,7 @@ fn tool_rpc_error(_: &Shared, call: &Call) -> Outcome {
     Err(RpcError::new(code, message).with_data(json!({"tool": "rpc_error"})))
 }
 
-fn tool_sleep(shared: &Shared, call: &Call) -> Outcome {
+pub(super) fn tool_sleep(shared: &Shared, call: &Call) -> Outcome {
     let ms = arg_u64(call, "ms", None)?;
     let steps = match call.progress_token {
         Some(_) => arg_u64(call, "progress_steps", Some(0))?,
@@ -377,7 +486,7 @@ fn tool_progress_burst(shared: &Shared, call: &Call) -> Outcome {
 }
 
 /// Shared body of the ask_* tools: text is the JSON of the result, or of the error object.
-fn ask_tool(shared: &Shared, call: &Call, method: &str, params: Value) -> Outcome {
+pub(super) fn ask_tool(shared: &Shared, call: &Call, method: &str, params: Value) -> Outcome {
     let Some(reply) = shared.ask_client(&call.slot, method, Some(params)) else {
         return Ok(None);
     };
@@ -421,18 +530,30 @@ fn tool_ping_client(shared: &Shared, call: &Call) -> Outcome {
     }
 }
 
-fn tool_list_changed(shared: &Shared, _: &Call) -> Outcome {
+fn tool_list_changed(shared: &Shared, call: &Call) -> Outcome {
     shared.added_tools.fetch_add(1, Ordering::SeqCst);
-    shared.notify("notifications/tools/list_changed", json!({}));
+    announce(shared, &call.client, Topic::Tools);
     ok("ok")
 }
 
 fn tool_touch(shared: &Shared, call: &Call) -> Outcome {
     let uri = arg_str(call, "uri")?;
-    if !lock(&shared.subscriptions).contains(uri) {
+    let params = json!({"uri": uri});
+    // Subscribed with resources/subscribe: the plain notification; subscribed on listen
+    // streams (per-request generation): the tagged one on each of them.
+    let legacy = lock(&shared.subscriptions).contains(uri);
+    if legacy {
+        shared.notify("notifications/resources/updated", params.clone());
+    }
+    let streams = super::listen::publish(
+        shared,
+        &Topic::Resource(uri),
+        "notifications/resources/updated",
+        &params,
+    );
+    if !legacy && streams == 0 {
         return ok(&format!("not subscribed: {uri}"));
     }
-    shared.notify("notifications/resources/updated", json!({"uri": uri}));
     ok("ok")
 }
 
@@ -441,7 +562,14 @@ fn tool_log(shared: &Shared, call: &Call) -> Outcome {
     let index = LOG_LEVELS.iter().position(|l| *l == level);
     let index = index.ok_or_else(|| bad_arg(call, "level", "a syslog level name"))?;
     let message = arg(call, "message").ok_or_else(|| bad_arg(call, "message", "present"))?;
-    if lock(&shared.log_level).is_some_and(|min| index < min) {
+    // Per-request generation: the request's `_meta` logLevel decides; without one, nothing
+    // with --strict-per-request, else the level of logging/setLevel as in the handshake one.
+    let min = match (call.client.is_stateless(), call.client.log_level) {
+        (true, Some(requested)) => Some(requested),
+        (true, None) if shared.cfg.strict_per_request => return ok("suppressed"),
+        _ => *lock(&shared.log_level),
+    };
+    if min.is_some_and(|min| index < min) {
         return ok("suppressed");
     }
     let params = json!({"level": level, "logger": "fake", "data": message});

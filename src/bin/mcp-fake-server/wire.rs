@@ -19,7 +19,9 @@ pub(super) const METHOD_NOT_FOUND: i64 = -32601;
 pub(super) const INVALID_PARAMS: i64 = -32602;
 pub(super) const INTERNAL_ERROR: i64 = -32603;
 pub(super) const RESOURCE_NOT_FOUND: i64 = -32002;
+pub(super) const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 pub(super) const UNSUPPORTED_VERSION: i64 = -32022;
+pub(super) const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 #[derive(Debug)]
 pub(super) struct RpcError {
@@ -41,6 +43,37 @@ impl RpcError {
         self.data = Some(data);
         self
     }
+
+    /// The JSON-RPC error object: `{code, message, data?}`.
+    pub(super) fn to_json(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.clone().into());
+        if let Some(data) = &self.data {
+            error.insert("data".into(), data.clone());
+        }
+        Value::Object(error)
+    }
+
+    /// Back from a JSON-RPC error object (a missing code is -32603).
+    pub(super) fn from_json(error: &Value) -> Self {
+        let code = error.get("code").and_then(Value::as_i64);
+        let message = error.get("message").and_then(Value::as_str);
+        let e = RpcError::new(code.unwrap_or(INTERNAL_ERROR), message.unwrap_or("error"));
+        match error.get("data") {
+            Some(data) => e.with_data(data.clone()),
+            None => e,
+        }
+    }
+}
+
+/// -32021 (`2026-07-28`): the request needs client capabilities it did not declare.
+pub(super) fn missing_capability(required: Value) -> RpcError {
+    RpcError::new(
+        MISSING_CLIENT_CAPABILITY,
+        "Missing required client capability",
+    )
+    .with_data(json!({ "requiredCapabilities": required }))
 }
 
 pub(super) fn method_not_found(method: &str) -> RpcError {
@@ -161,24 +194,46 @@ impl Shared {
 
     pub(super) fn respond(&self, id: &Value, outcome: Outcome) {
         match outcome {
-            Ok(Some(result)) => self.send(&response(id, result)),
+            Ok(Some(result)) => self.send(&response(id, self.finish(result))),
             Ok(None) => {}
             Err(e) => self.send_error(id, e),
         }
     }
 
-    pub(super) fn send_error(&self, id: &Value, e: RpcError) {
-        let mut error = Map::new();
-        error.insert("code".into(), e.code.into());
-        error.insert("message".into(), e.message.into());
-        if let Some(data) = e.data {
-            error.insert("data".into(), data);
+    /// In the per-request generation every result carries `resultType` (`"complete"` unless
+    /// the result set one itself).
+    pub(super) fn finish(&self, mut result: Value) -> Value {
+        if self.stateless.load(Ordering::SeqCst) {
+            if let Some(obj) = result.as_object_mut() {
+                obj.entry("resultType").or_insert_with(|| "complete".into());
+            }
         }
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "error": error}));
+        result
+    }
+
+    pub(super) fn send_error(&self, id: &Value, e: RpcError) {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}));
     }
 
     pub(super) fn notify(&self, method: &str, params: Value) {
         self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Sends a request to the client whose response `slot` will get; returns its id.
+    pub(super) fn send_request(
+        &self,
+        slot: &Arc<Slot>,
+        method: &str,
+        params: Option<Value>,
+    ) -> u64 {
+        let id = self.next_server_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).insert(id, Arc::clone(slot));
+        let mut request = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if let (Some(p), Some(obj)) = (params, request.as_object_mut()) {
+            obj.insert("params".into(), p);
+        }
+        self.send(&request);
+        id
     }
 
     /// Sends a request to the client and waits for its response message (None if cancelled).
@@ -188,13 +243,7 @@ impl Shared {
         method: &str,
         params: Option<Value>,
     ) -> Option<Value> {
-        let id = self.next_server_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.pending).insert(id, Arc::clone(slot));
-        let mut request = json!({"jsonrpc": "2.0", "id": id, "method": method});
-        if let (Some(p), Some(obj)) = (params, request.as_object_mut()) {
-            obj.insert("params".into(), p);
-        }
-        self.send(&request);
+        let id = self.send_request(slot, method, params);
         let reply = slot.wait_reply();
         lock(&self.pending).remove(&id);
         if reply.is_none() {
