@@ -150,6 +150,44 @@ pub enum Error {
         elicitations: Vec<serde_json::Value>,
     },
 
+    /// The server could not be reached over HTTP, or the connection failed under a
+    /// request: refused, unknown host, TLS failure, a dropped or malformed exchange. The URL
+    /// is shown without its query or credentials.
+    #[error("cannot reach `{url}` ({kind}): {reason}")]
+    Connect {
+        /// The server's URL, redacted.
+        url: String,
+        /// What failed.
+        kind: ConnectKind,
+        /// The details.
+        reason: String,
+    },
+
+    /// The HTTP server answered a status that carries no MCP answer (a 500 without a
+    /// JSON-RPC error, a 403, a redirect that cannot be followed, ...). The session goes on.
+    #[error("`{url}` answered HTTP {status}: {message}")]
+    Http {
+        /// The server's URL, redacted.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the server said (the start of its body) or why it cannot be used.
+        message: String,
+    },
+
+    /// The HTTP server refused the request's credentials (401, or 403 for too narrow a
+    /// scope) after the token provider, if any, was asked once more. Tokens never appear
+    /// in the error.
+    #[error("`{url}` refused the credentials (HTTP {status}){}", challenge.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Unauthorized {
+        /// The server's URL, redacted.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// The `WWW-Authenticate` challenge, when the server sent one.
+        challenge: Option<Box<crate::Challenge>>,
+    },
+
     /// An argument given by the caller is invalid (bad method name, params not an object, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -219,6 +257,12 @@ pub enum ErrorKind {
     Unsupported,
     /// [`Error::UrlElicitationRequired`].
     UrlElicitationRequired,
+    /// [`Error::Connect`].
+    Connect,
+    /// [`Error::Http`].
+    Http,
+    /// [`Error::Unauthorized`].
+    Unauthorized,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
     /// [`Error::Config`].
@@ -250,6 +294,9 @@ impl ErrorKind {
             ErrorKind::InvalidOutput => "invalid_output",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::UrlElicitationRequired => "url_elicitation_required",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Http => "http",
+            ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Config => "config",
             ErrorKind::PoolClosed => "pool_closed",
@@ -294,6 +341,9 @@ impl Error {
             Error::InvalidOutput { .. } => ErrorKind::InvalidOutput,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::UrlElicitationRequired { .. } => ErrorKind::UrlElicitationRequired,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Http { .. } => ErrorKind::Http,
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Config(_) => ErrorKind::Config,
             Error::PoolClosed => ErrorKind::PoolClosed,
@@ -309,6 +359,31 @@ impl Error {
             command: command.into(),
             error: Arc::new(error),
         }
+    }
+}
+
+/// What failed when an HTTP server could not be reached ([`Error::Connect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectKind {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens there (connection refused, host unreachable).
+    Refused,
+    /// The TLS handshake failed (an unknown certificate authority, a name mismatch, ...).
+    Tls,
+    /// The connection broke or the server's HTTP was malformed.
+    Io,
+}
+
+impl fmt::Display for ConnectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectKind::Dns => "unknown host",
+            ConnectKind::Refused => "connection refused",
+            ConnectKind::Tls => "TLS",
+            ConnectKind::Io => "connection failed",
+        })
     }
 }
 
@@ -346,6 +421,8 @@ pub enum CloseReason {
     /// The server stopped answering: a health probe after a timed-out or cancelled call got
     /// no answer, so the pool replaced the session.
     Unresponsive,
+    /// The HTTP server forgot the session: it answered 404 for the session's id.
+    Gone,
     /// The client closed the session.
     Closed,
 }
@@ -360,6 +437,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Unresponsive => {
                 f.write_str("server stopped answering; the session was replaced")
             }
+            CloseReason::Gone => f.write_str("the server ended the session (HTTP 404)"),
             CloseReason::Closed => f.write_str("closed by the client"),
         }
     }

@@ -88,11 +88,18 @@ pub enum mcp_status {
     MCP_ERR_UNSUPPORTED = 20,
     /// The server needs the user to complete URL elicitations first (error -32042).
     MCP_ERR_URL_ELICITATION_REQUIRED = 21,
+    /// An HTTP server could not be reached (refused, unknown host, TLS, a broken
+    /// connection).
+    MCP_ERR_CONNECT = 22,
+    /// An HTTP server answered a status that carries no MCP answer.
+    MCP_ERR_HTTP = 23,
+    /// An HTTP server refused the credentials (401, or 403 for too narrow a scope).
+    MCP_ERR_UNAUTHORIZED = 24,
 }
 
 impl mcp_status {
     /// Every code, in numeric order (`ALL[i] as c_int == i`).
-    const ALL: [mcp_status; 22] = [
+    const ALL: [mcp_status; 25] = [
         mcp_status::MCP_OK,
         mcp_status::MCP_TOOL_ERROR,
         mcp_status::MCP_ERR_INVALID_ARGUMENT,
@@ -115,6 +122,9 @@ impl mcp_status {
         mcp_status::MCP_ERR_INVALID_OUTPUT,
         mcp_status::MCP_ERR_UNSUPPORTED,
         mcp_status::MCP_ERR_URL_ELICITATION_REQUIRED,
+        mcp_status::MCP_ERR_CONNECT,
+        mcp_status::MCP_ERR_HTTP,
+        mcp_status::MCP_ERR_UNAUTHORIZED,
     ];
 
     /// The code's C name, NUL-terminated.
@@ -142,6 +152,9 @@ impl mcp_status {
             mcp_status::MCP_ERR_INVALID_OUTPUT => "MCP_ERR_INVALID_OUTPUT\0",
             mcp_status::MCP_ERR_UNSUPPORTED => "MCP_ERR_UNSUPPORTED\0",
             mcp_status::MCP_ERR_URL_ELICITATION_REQUIRED => "MCP_ERR_URL_ELICITATION_REQUIRED\0",
+            mcp_status::MCP_ERR_CONNECT => "MCP_ERR_CONNECT\0",
+            mcp_status::MCP_ERR_HTTP => "MCP_ERR_HTTP\0",
+            mcp_status::MCP_ERR_UNAUTHORIZED => "MCP_ERR_UNAUTHORIZED\0",
         }
     }
 
@@ -161,6 +174,9 @@ impl mcp_status {
             Error::Unsupported { .. } => mcp_status::MCP_ERR_UNSUPPORTED,
             Error::UrlElicitationRequired { .. } => mcp_status::MCP_ERR_URL_ELICITATION_REQUIRED,
             Error::Protocol(_) => mcp_status::MCP_ERR_PROTOCOL,
+            Error::Connect { .. } => mcp_status::MCP_ERR_CONNECT,
+            Error::Http { .. } => mcp_status::MCP_ERR_HTTP,
+            Error::Unauthorized { .. } => mcp_status::MCP_ERR_UNAUTHORIZED,
             Error::InvalidArgument(_) => mcp_status::MCP_ERR_INVALID_ARGUMENT,
             Error::Config(_) => mcp_status::MCP_ERR_CONFIG,
             Error::PoolClosed => mcp_status::MCP_ERR_POOL_CLOSED,

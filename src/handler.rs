@@ -1,7 +1,21 @@
-//! What the client answers when the server asks: `roots/list`, `sampling/createMessage`,
-//! `elicitation/create`, and what it does with the server's change notifications.
+//! What the client answers when the server asks (`roots/list`, `sampling/createMessage`,
+//! `elicitation/create` in form or URL mode), and what it does with the server's
+//! notifications (list changes, resource updates, log messages, task status, completed
+//! URL elicitations).
+//!
+//! The same handler answers both generations: the handshake generation's server-to-client
+//! requests and the per-request generation's input requests (multi round-trip). Only what
+//! [`HandlerSupport`] declares is offered to the server, in each generation's shape.
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+
+use crate::jsonrpc::{self, RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::protocol::{LogLevel, Task};
 
 /// An error a handler returns to the server as a JSON-RPC error.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +30,7 @@ impl HandlerError {
     /// An internal error (-32603) with this message.
     pub fn internal(message: impl Into<String>) -> Self {
         HandlerError {
-            code: crate::jsonrpc::INTERNAL_ERROR,
+            code: INTERNAL_ERROR,
             message: message.into(),
         }
     }
@@ -34,32 +48,119 @@ pub enum ListKind {
     Prompts,
 }
 
-/// Which server-to-client features a handler supports. Only these are declared to the server
-/// as client capabilities.
+/// Which server-to-client features a handler supports. Only these are declared to the
+/// server as client capabilities, and a request for anything else is refused before it
+/// reaches the handler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HandlerSupport {
     /// Answers `roots/list`.
     pub roots: bool,
-    /// Sends `notifications/roots/list_changed` (declared as `roots.listChanged`).
+    /// Sends `notifications/roots/list_changed` (declared as `roots.listChanged` in the
+    /// handshake generation; the per-request generation removed it).
     pub roots_list_changed: bool,
     /// Answers `sampling/createMessage`.
     pub sampling: bool,
-    /// Answers `elicitation/create`.
-    pub elicitation: bool,
+    /// Sampling requests may carry `tools` and `toolChoice` (`sampling.tools`).
+    pub sampling_tools: bool,
+    /// Sampling requests may ask for context (`includeContext` other than `none`;
+    /// `sampling.context`).
+    pub sampling_context: bool,
+    /// Answers form-mode `elicitation/create` ([`ClientHandler::elicitation`]).
+    pub elicitation_form: bool,
+    /// Answers URL-mode `elicitation/create` ([`ClientHandler::elicitation_url`]).
+    pub elicitation_url: bool,
+}
+
+/// A request the server made of the client, as a handler sees it.
+#[derive(Debug)]
+pub struct ServerRequest<'a> {
+    server: &'a str,
+    method: &'a str,
+    params: &'a Value,
+    cancelled: &'a AtomicBool,
+}
+
+impl<'a> ServerRequest<'a> {
+    /// The name of the server asking.
+    pub fn server(&self) -> &'a str {
+        self.server
+    }
+
+    /// The method asked for (`roots/list`, `sampling/createMessage`, `elicitation/create`).
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request's params as the server sent them (`{}` when it sent none).
+    pub fn params(&self) -> &'a Value {
+        self.params
+    }
+
+    /// Whether the answer is no longer wanted: the server cancelled its request, or the
+    /// call it belongs to ended (deadline, cancel). A handler that waits on a user checks
+    /// this and gives up; whatever it returns then is not sent.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+/// A URL-mode elicitation: the server asks the user to open a page (to sign in, consent or
+/// pay) out of band. The client shows the URL and asks the user's consent; it never
+/// fetches the page itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlElicitation {
+    /// The page to open.
+    pub url: String,
+    /// Why the server asks.
+    pub message: String,
+    /// The id `notifications/elicitation/complete` will carry (handshake generation).
+    pub elicitation_id: Option<String>,
+}
+
+/// What the user did with an elicitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElicitAction {
+    /// The user agreed (for a URL elicitation: to open the page).
+    Accept,
+    /// The user said no.
+    Decline,
+    /// The user dismissed it without choosing.
+    Cancel,
+}
+
+impl ElicitAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            ElicitAction::Accept => "accept",
+            ElicitAction::Decline => "decline",
+            ElicitAction::Cancel => "cancel",
+        }
+    }
+}
+
+/// A log message the server sent (`notifications/message`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogMessage {
+    /// Its severity.
+    pub level: LogLevel,
+    /// The logger that wrote it, if named.
+    pub logger: Option<String>,
+    /// The message: any JSON.
+    pub data: Value,
 }
 
 /// Answers the server's requests and receives its notifications.
 ///
-/// Every method has a default, so a handler implements only what it supports and says so in
-/// [`supports`](Self::supports). Requests (`roots`, `sampling`, `elicitation`) run on a thread
-/// of their own and may block (at most 32 at once per session; more get an error answer).
-/// The `on_*` notification methods run on the session's worker thread and must return
-/// quickly: calling the same session from inside one (say, `list_tools` on
-/// `on_list_changed`) would wait on the worker that is running it, until the call's
-/// timeout. Set a flag or send to a channel instead.
+/// Every method has a default, so a handler implements only what it supports and says so
+/// in [`supports`](Self::supports). Requests run on a thread of their own and may block (at
+/// most 32 at once per session; more get an error answer); a blocked one should look at
+/// [`ServerRequest::is_cancelled`] now and then. The `on_*` methods run on the thread
+/// reading the session's output and must return quickly: calling the same session from
+/// inside one fails at once with [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+/// Set a flag or send to a channel instead.
 ///
 /// ```
-/// use mcp_pool::{ClientHandler, HandlerError, HandlerSupport};
+/// use mcp_pool::{ClientHandler, HandlerError, HandlerSupport, ServerRequest};
 /// use serde_json::{json, Value};
 ///
 /// struct Workspace;
@@ -68,7 +169,7 @@ pub struct HandlerSupport {
 ///     fn supports(&self) -> HandlerSupport {
 ///         HandlerSupport { roots: true, ..HandlerSupport::default() }
 ///     }
-///     fn roots(&self, _params: &Value) -> Result<Value, HandlerError> {
+///     fn roots(&self, _request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
 ///         Ok(json!({"roots": [{"uri": "file:///work", "name": "work"}]}))
 ///     }
 /// }
@@ -80,19 +181,34 @@ pub trait ClientHandler: Send + Sync + 'static {
     }
 
     /// Answers `roots/list`: a result such as `{"roots": [{"uri": "file:///…"}]}`.
-    fn roots(&self, _params: &Value) -> Result<Value, HandlerError> {
+    fn roots(&self, _request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Err(not_supported("roots/list"))
     }
 
-    /// Answers `sampling/createMessage`.
-    fn sampling(&self, _params: &Value) -> Result<Value, HandlerError> {
+    /// Answers `sampling/createMessage`: a `CreateMessageResult`.
+    fn sampling(&self, _request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Err(not_supported("sampling/createMessage"))
     }
 
-    /// Answers `elicitation/create`.
-    fn elicitation(&self, _params: &Value) -> Result<Value, HandlerError> {
+    /// Answers a form-mode `elicitation/create`: `{"action": "accept", "content": {…}}`,
+    /// or `decline` / `cancel`.
+    fn elicitation(&self, _request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Err(not_supported("elicitation/create"))
     }
+
+    /// Answers a URL-mode `elicitation/create`: show the URL, ask the user, and say what
+    /// they chose. Opening the page is the user's (or the host application's) business.
+    fn elicitation_url(
+        &self,
+        _request: &ServerRequest<'_>,
+        _elicitation: &UrlElicitation,
+    ) -> Result<ElicitAction, HandlerError> {
+        Err(not_supported("elicitation/create in URL mode"))
+    }
+
+    /// The out-of-band part of a URL elicitation is done
+    /// (`notifications/elicitation/complete`).
+    fn on_elicitation_complete(&self, _server: &str, _elicitation_id: &str) {}
 
     /// A list of the server's changed (`notifications/{tools,resources,prompts}/list_changed`).
     fn on_list_changed(&self, _server: &str, _kind: ListKind) {}
@@ -100,36 +216,60 @@ pub trait ClientHandler: Send + Sync + 'static {
     /// A subscribed resource changed (`notifications/resources/updated`).
     fn on_resource_updated(&self, _server: &str, _uri: &str) {}
 
+    /// A log message from the server (`notifications/message`). It is also logged through
+    /// the `log` crate (target `mcp_pool::server`).
+    fn on_log(&self, _server: &str, _message: &LogMessage) {}
+
+    /// A task's status changed (`notifications/tasks/status`, or a task notification of a
+    /// subscription).
+    fn on_task_status(&self, _server: &str, _task: &Task) {}
+
     /// Any other notification, for example a server's custom one.
     fn on_notification(&self, _server: &str, _method: &str, _params: &Value) {}
 }
 
 fn not_supported(method: &str) -> HandlerError {
     HandlerError {
-        code: crate::jsonrpc::METHOD_NOT_FOUND,
+        code: METHOD_NOT_FOUND,
         message: format!("{method} is not supported by this client"),
     }
 }
 
 /// A shared handler, so the caller can keep a handle on its state.
-impl<T: ClientHandler + ?Sized> ClientHandler for std::sync::Arc<T> {
+impl<T: ClientHandler + ?Sized> ClientHandler for Arc<T> {
     fn supports(&self) -> HandlerSupport {
         (**self).supports()
     }
-    fn roots(&self, params: &Value) -> Result<Value, HandlerError> {
-        (**self).roots(params)
+    fn roots(&self, request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
+        (**self).roots(request)
     }
-    fn sampling(&self, params: &Value) -> Result<Value, HandlerError> {
-        (**self).sampling(params)
+    fn sampling(&self, request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
+        (**self).sampling(request)
     }
-    fn elicitation(&self, params: &Value) -> Result<Value, HandlerError> {
-        (**self).elicitation(params)
+    fn elicitation(&self, request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
+        (**self).elicitation(request)
+    }
+    fn elicitation_url(
+        &self,
+        request: &ServerRequest<'_>,
+        elicitation: &UrlElicitation,
+    ) -> Result<ElicitAction, HandlerError> {
+        (**self).elicitation_url(request, elicitation)
+    }
+    fn on_elicitation_complete(&self, server: &str, elicitation_id: &str) {
+        (**self).on_elicitation_complete(server, elicitation_id)
     }
     fn on_list_changed(&self, server: &str, kind: ListKind) {
         (**self).on_list_changed(server, kind)
     }
     fn on_resource_updated(&self, server: &str, uri: &str) {
         (**self).on_resource_updated(server, uri)
+    }
+    fn on_log(&self, server: &str, message: &LogMessage) {
+        (**self).on_log(server, message)
+    }
+    fn on_task_status(&self, server: &str, task: &Task) {
+        (**self).on_task_status(server, task)
     }
     fn on_notification(&self, server: &str, method: &str, params: &Value) {
         (**self).on_notification(server, method, params)
@@ -178,23 +318,53 @@ impl ClientHandler for StaticRoots {
         }
     }
 
-    fn roots(&self, _params: &Value) -> Result<Value, HandlerError> {
+    fn roots(&self, _request: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Ok(self.roots.clone())
+    }
+}
+
+/// The server requests a session's handler is answering, by request id (as JSON text), so
+/// a `notifications/cancelled` from the server reaches the one it names.
+#[derive(Default)]
+pub(crate) struct Asks {
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+impl Asks {
+    /// Records a request being answered; its flag is raised when the server cancels it.
+    pub(crate) fn begin(&self, id: &Value) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.running.lock().insert(id.to_string(), flag.clone());
+        flag
+    }
+
+    /// The answer is done (sent or dropped).
+    pub(crate) fn end(&self, id: &Value) {
+        self.running.lock().remove(&id.to_string());
+    }
+
+    /// The server cancelled its request `id`. Returns whether one was being answered.
+    pub(crate) fn cancel(&self, id: &Value) -> bool {
+        match self.running.lock().get(&id.to_string()) {
+            Some(flag) => {
+                flag.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
     }
 }
 
 /// Answers one request the server made of the client (a server-to-client request, or one
 /// entry of an input-required result) through the handler: the result for the server, or
-/// the JSON-RPC error the protocol prescribes (method not found for what the handler does
-/// not support, invalid params for an elicitation mode not declared). A panicking handler
-/// gives an internal error.
+/// the JSON-RPC error the protocol prescribes: method not found for what the handler does
+/// not support, invalid params for an elicitation mode or sampling feature not declared
+/// (the handler never sees those). A panicking handler gives an internal error.
 pub(crate) fn answer(
     handler: &dyn ClientHandler,
     support: HandlerSupport,
-    method: &str,
-    params: &Value,
-) -> Result<Value, crate::jsonrpc::RpcError> {
-    use crate::jsonrpc::{RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+    request: &ServerRequest<'_>,
+) -> Result<Value, RpcError> {
     let refuse = |code, message: String| {
         Err(RpcError {
             code,
@@ -202,31 +372,65 @@ pub(crate) fn answer(
             data: None,
         })
     };
-    let supported = match method {
-        "roots/list" => support.roots,
-        "sampling/createMessage" => support.sampling,
-        "elicitation/create" => {
-            let mode = params.get("mode").and_then(Value::as_str).unwrap_or("form");
-            if mode != "form" || !support.elicitation {
+    let params = request.params;
+    let method = request.method;
+    let url = match method {
+        "roots/list" if support.roots => None,
+        "sampling/createMessage" if support.sampling => {
+            if params.get("tools").is_some_and(|t| !t.is_null()) && !support.sampling_tools {
                 return refuse(
                     INVALID_PARAMS,
-                    format!("elicitation mode `{mode}` is not supported by this client"),
+                    "sampling with tools is not supported by this client".into(),
                 );
             }
-            true
+            let context = params.get("includeContext").and_then(Value::as_str);
+            if context.is_some_and(|c| c != "none") && !support.sampling_context {
+                return refuse(
+                    INVALID_PARAMS,
+                    "sampling with includeContext is not supported by this client".into(),
+                );
+            }
+            None
         }
-        _ => false,
+        "elicitation/create" => {
+            let mode = params.get("mode").and_then(Value::as_str).unwrap_or("form");
+            let declared = match mode {
+                "form" => support.elicitation_form,
+                "url" => support.elicitation_url,
+                _ => false,
+            };
+            if !declared {
+                return refuse(
+                    INVALID_PARAMS,
+                    format!(
+                        "elicitation mode `{}` is not supported by this client",
+                        jsonrpc::brief(&mode)
+                    ),
+                );
+            }
+            if mode == "url" {
+                match read_url_elicitation(params) {
+                    Ok(url) => Some(url),
+                    Err(why) => return refuse(INVALID_PARAMS, why),
+                }
+            } else {
+                None
+            }
+        }
+        _ => {
+            return refuse(
+                METHOD_NOT_FOUND,
+                format!("method not found: {}", jsonrpc::brief(&method)),
+            )
+        }
     };
-    if !supported {
-        return refuse(
-            METHOD_NOT_FOUND,
-            format!("method not found: {}", crate::jsonrpc::brief(&method)),
-        );
-    }
-    let call = std::panic::AssertUnwindSafe(|| match method {
-        "roots/list" => handler.roots(params),
-        "sampling/createMessage" => handler.sampling(params),
-        _ => handler.elicitation(params),
+    let call = std::panic::AssertUnwindSafe(|| match (method, &url) {
+        ("roots/list", _) => handler.roots(request),
+        ("sampling/createMessage", _) => handler.sampling(request),
+        (_, Some(url)) => handler
+            .elicitation_url(request, url)
+            .map(|action| json!({ "action": action.as_str() })),
+        _ => handler.elicitation(request),
     });
     match std::panic::catch_unwind(call) {
         Ok(result) => result.map_err(|e| RpcError {
@@ -241,6 +445,57 @@ pub(crate) fn answer(
     }
 }
 
+/// Runs [`answer`] for a request the server sent, with a fresh cancel flag: for callers
+/// that have the parts, not a [`ServerRequest`].
+pub(crate) fn answer_parts(
+    handler: &dyn ClientHandler,
+    support: HandlerSupport,
+    server: &str,
+    method: &str,
+    params: &Value,
+    cancelled: &AtomicBool,
+) -> Result<Value, RpcError> {
+    let request = ServerRequest {
+        server,
+        method,
+        params,
+        cancelled,
+    };
+    answer(handler, support, &request)
+}
+
+fn read_url_elicitation(params: &Value) -> Result<UrlElicitation, String> {
+    let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
+    let url = text("url").ok_or("a URL elicitation needs a `url` string")?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!(
+            "a URL elicitation's url must be http or https, not {}",
+            jsonrpc::brief(&url)
+        ));
+    }
+    Ok(UrlElicitation {
+        url,
+        message: text("message").unwrap_or_default(),
+        elicitation_id: text("elicitationId"),
+    })
+}
+
+/// Reads a `notifications/message`'s params.
+pub(crate) fn log_message(params: &Value) -> LogMessage {
+    LogMessage {
+        level: params
+            .get("level")
+            .cloned()
+            .and_then(|l| serde_json::from_value(l).ok())
+            .unwrap_or(LogLevel::Info),
+        logger: params
+            .get("logger")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        data: params.get("data").cloned().unwrap_or(Value::Null),
+    }
+}
+
 /// The `capabilities` object declared for a handler, in a generation: the per-request one
 /// (`per_request`) has no `roots.listChanged`, and declares the tasks extension when
 /// `tasks` is on.
@@ -249,22 +504,36 @@ pub(crate) fn client_capabilities(
     per_request: bool,
     tasks: bool,
 ) -> Value {
-    let mut caps = serde_json::Map::new();
+    let mut caps = Map::new();
     if support.roots {
         caps.insert(
             "roots".into(),
-            if per_request {
+            if per_request || !support.roots_list_changed {
                 json!({})
             } else {
-                json!({ "listChanged": support.roots_list_changed })
+                json!({ "listChanged": true })
             },
         );
     }
     if support.sampling {
-        caps.insert("sampling".into(), json!({}));
+        let mut sampling = Map::new();
+        if support.sampling_tools {
+            sampling.insert("tools".into(), json!({}));
+        }
+        if support.sampling_context {
+            sampling.insert("context".into(), json!({}));
+        }
+        caps.insert("sampling".into(), Value::Object(sampling));
     }
-    if support.elicitation {
-        caps.insert("elicitation".into(), json!({ "form": {} }));
+    if support.elicitation_form || support.elicitation_url {
+        let mut elicitation = Map::new();
+        if support.elicitation_form {
+            elicitation.insert("form".into(), json!({}));
+        }
+        if support.elicitation_url {
+            elicitation.insert("url".into(), json!({}));
+        }
+        caps.insert("elicitation".into(), Value::Object(elicitation));
     }
     if per_request && tasks {
         caps.insert(
@@ -279,6 +548,28 @@ pub(crate) fn client_capabilities(
 mod tests {
     use super::*;
 
+    fn ask(support: HandlerSupport, method: &str, params: Value) -> Result<Value, RpcError> {
+        struct Yes;
+        impl ClientHandler for Yes {
+            fn elicitation(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
+                Ok(json!({"action": "accept", "content": {}}))
+            }
+            fn elicitation_url(
+                &self,
+                _: &ServerRequest<'_>,
+                e: &UrlElicitation,
+            ) -> Result<ElicitAction, HandlerError> {
+                assert_eq!(e.url, "https://example.com/x");
+                Ok(ElicitAction::Decline)
+            }
+            fn sampling(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
+                Ok(json!({"role": "assistant"}))
+            }
+        }
+        let flag = AtomicBool::new(false);
+        answer_parts(&Yes, support, "s", method, &params, &flag)
+    }
+
     #[test]
     fn capabilities_declare_only_what_is_supported() {
         assert_eq!(
@@ -286,17 +577,122 @@ mod tests {
             json!({})
         );
         let roots = StaticRoots::new([("file:///a", "a")]).supports();
-        let caps = client_capabilities(roots, false, true);
-        assert_eq!(caps, json!({"roots": {"listChanged": false}}));
-        // The per-request generation removed `roots.listChanged`.
-        let caps = client_capabilities(roots, true, true);
         assert_eq!(
-            caps,
+            client_capabilities(roots, false, true),
+            json!({"roots": {}})
+        );
+        let listing = HandlerSupport {
+            roots_list_changed: true,
+            ..roots
+        };
+        assert_eq!(
+            client_capabilities(listing, false, true),
+            json!({"roots": {"listChanged": true}})
+        );
+        // The per-request generation removed `roots.listChanged`.
+        assert_eq!(
+            client_capabilities(listing, true, true),
             json!({"roots": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}})
         );
+        let all = HandlerSupport {
+            sampling: true,
+            sampling_tools: true,
+            sampling_context: true,
+            elicitation_form: true,
+            elicitation_url: true,
+            ..HandlerSupport::default()
+        };
         assert_eq!(
-            NoHandler.roots(&Value::Null).unwrap_err().code,
-            crate::jsonrpc::METHOD_NOT_FOUND
+            client_capabilities(all, true, false),
+            json!({"sampling": {"tools": {}, "context": {}}, "elicitation": {"form": {}, "url": {}}})
         );
+        let url_only = HandlerSupport {
+            elicitation_url: true,
+            ..HandlerSupport::default()
+        };
+        assert_eq!(
+            client_capabilities(url_only, false, false),
+            json!({"elicitation": {"url": {}}})
+        );
+    }
+
+    #[test]
+    fn requests_outside_what_is_declared_never_reach_the_handler() {
+        let form = HandlerSupport {
+            elicitation_form: true,
+            ..HandlerSupport::default()
+        };
+        let url = json!({"mode": "url", "url": "https://example.com/x", "message": "m"});
+        assert_eq!(
+            ask(form, "elicitation/create", url.clone())
+                .unwrap_err()
+                .code,
+            INVALID_PARAMS
+        );
+        assert!(ask(form, "elicitation/create", json!({"message": "m"})).is_ok());
+        let url_mode = HandlerSupport {
+            elicitation_url: true,
+            ..HandlerSupport::default()
+        };
+        assert_eq!(
+            ask(url_mode, "elicitation/create", url).unwrap(),
+            json!({"action": "decline"})
+        );
+        assert_eq!(
+            ask(
+                url_mode,
+                "elicitation/create",
+                json!({"mode": "url", "url": "file:///etc/passwd"})
+            )
+            .unwrap_err()
+            .code,
+            INVALID_PARAMS
+        );
+        assert_eq!(
+            ask(url_mode, "elicitation/create", json!({}))
+                .unwrap_err()
+                .code,
+            INVALID_PARAMS,
+            "form mode is not declared"
+        );
+        let sampling = HandlerSupport {
+            sampling: true,
+            ..HandlerSupport::default()
+        };
+        assert!(ask(sampling, "sampling/createMessage", json!({"messages": []})).is_ok());
+        assert_eq!(
+            ask(sampling, "sampling/createMessage", json!({"tools": []}))
+                .unwrap_err()
+                .code,
+            INVALID_PARAMS
+        );
+        assert_eq!(
+            ask(
+                sampling,
+                "sampling/createMessage",
+                json!({"includeContext": "thisServer"})
+            )
+            .unwrap_err()
+            .code,
+            INVALID_PARAMS
+        );
+        assert_eq!(
+            ask(sampling, "roots/list", json!({})).unwrap_err().code,
+            METHOD_NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn a_cancelled_ask_is_remembered_by_id() {
+        let asks = Asks::default();
+        let flag = asks.begin(&json!(7));
+        assert!(
+            !asks.cancel(&json!("7")),
+            "ids compare as JSON: 7 is not \"7\""
+        );
+        assert!(asks.cancel(&json!(7)));
+        assert!(flag.load(Ordering::Acquire));
+        asks.end(&json!(7));
+        assert!(!asks.cancel(&json!(7)));
     }
 }

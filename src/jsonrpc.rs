@@ -23,7 +23,7 @@ pub(crate) struct RpcError {
 }
 
 impl RpcError {
-    fn from_value(v: &Value) -> RpcError {
+    pub(crate) fn from_value(v: &Value) -> RpcError {
         RpcError {
             code: v
                 .get("code")

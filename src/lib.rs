@@ -13,15 +13,19 @@ mod pool;
 mod protocol;
 mod session;
 
-pub use config::{Generation, PoolSettings, RetryPolicy, ServerConfig};
-pub use error::{CloseReason, Error, ErrorKind, Phase, Result};
-pub use handler::{ClientHandler, HandlerError, HandlerSupport, ListKind, NoHandler, StaticRoots};
+pub use config::{Generation, HttpTransport, PoolSettings, RetryPolicy, ServerConfig};
+pub use error::{CloseReason, ConnectKind, Error, ErrorKind, Phase, Result};
+pub use handler::{
+    ClientHandler, ElicitAction, HandlerError, HandlerSupport, ListKind, LogMessage, NoHandler,
+    ServerRequest, StaticRoots, UrlElicitation,
+};
 pub use pool::{Percentiles, Pool, PoolBuilder, PoolStats, ServerStats};
 pub use protocol::{
     is_read_only_method, CallToolResult, Content, GetPromptResult, Implementation, LogLevel,
     Progress, PromptMessage, ServerDetails, Task, TaskStatus, TaskSupport, Tool, ToolAnnotations,
     ToolCall, ToolExecution,
 };
+pub use session::http::{Challenge, TokenProvider, TokenRequest};
 pub use session::{
     BatchOptions, CallOptions, CancelHandle, ListenFilter, Session, Subscription, TaskHandle,
 };

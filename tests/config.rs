@@ -90,12 +90,9 @@ fn vs_code_shape_with_inputs_and_comments() {
         }"#,
     )
     .unwrap();
-    assert_eq!(
-        builder.warnings(),
-        ["server `remote` skipped: type `http` is not supported yet (only `stdio`; remote servers are planned)"]
-    );
+    assert!(builder.warnings().is_empty(), "{:?}", builder.warnings());
     let pool = builder.build().unwrap();
-    assert_eq!(pool.servers(), ["files"]);
+    assert_eq!(pool.servers(), ["files", "remote"]);
     pool.close();
 }
 
@@ -120,34 +117,65 @@ fn one_of_mcp_servers_or_servers() {
 }
 
 #[test]
-fn disabled_and_remote_servers_are_skipped() {
+fn disabled_servers_are_skipped_and_remote_ones_kept() {
     let b = load(json!({"mcpServers": {
         "on": {"command": "on"},
         "off": {"command": "off", "disabled": true},
         "off2": {"disabled": true},
         "sse": {"type": "sse", "url": "https://x/sse"},
-        "url": {"url": "https://x/mcp"}
+        "url": {"url": "https://x/mcp"},
+        "ws": {"type": "websocket", "url": "wss://x/mcp"}
     }}))
     .unwrap();
     assert_eq!(
         b.warnings(),
-        [
-            "server `sse` skipped: type `sse` is not supported yet (only `stdio`; remote servers are planned)",
-            "server `url` skipped: remote servers (`url`) are not supported yet",
-        ]
+        ["server `ws` skipped: type `websocket` is not supported (`stdio`, `http`, `streamable-http` or `sse`)"]
     );
     let pool = b.build().unwrap();
-    assert_eq!(pool.servers(), ["on"]);
+    assert_eq!(pool.servers(), ["on", "sse", "url"]);
     pool.close();
+}
 
-    let e = config_error(json!({"mcpServers": {
-        "off": {"command": "off", "disabled": true},
-        "http": {"type": "http", "url": "https://x/mcp"}
-    }}));
+#[test]
+fn remote_entries_take_a_url_headers_with_variables_and_pool_keys() {
+    std::env::set_var("MCP_POOL_TEST_TOKEN", "s3cret-token");
+    let b = load(json!({"mcpServers": {
+        "docs": {
+            "type": "http",
+            "url": "https://mcp.example.com/mcp",
+            "headers": {"Authorization": "Bearer ${MCP_POOL_TEST_TOKEN}", "X-Team": "search"},
+            "args": ["ignored"],
+            "pool": {"maxSessions": 3}
+        }
+    }}))
+    .unwrap();
     assert_eq!(
-        e,
-        "no servers to start: all 2 in `mcpServers` are disabled or remote"
+        b.warnings(),
+        ["`args` in server `docs` is ignored: the server is reached over HTTP"]
     );
+    let shown = format!("{b:?}");
+    assert!(
+        !shown.contains("s3cret-token"),
+        "a header value shows: {shown}"
+    );
+    let pool = b.build().unwrap();
+    assert_eq!(pool.servers(), ["docs"]);
+    assert_eq!(pool.stats().server("docs").unwrap().transport, "http");
+    pool.close();
+    let e = config_error(json!({"mcpServers": {"r": {"type": "http"}}}));
+    assert!(e.contains("`url` is missing"), "{e}");
+    let build_error = |config: Value| match load(config).unwrap().build() {
+        Err(Error::Config(m)) => m,
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    let e = build_error(json!({"mcpServers": {"r": {"url": "ftp://x/"}}}));
+    assert!(e.contains("http:// or https://"), "{e}");
+    let e = config_error(json!({"mcpServers": {"r": {"url": "https://x/", "headers": {"a": 1}}}}));
+    assert!(e.contains("`headers.a` must be a string"), "{e}");
+    let e = build_error(
+        json!({"mcpServers": {"r": {"url": "https://x/", "headers": {"Mcp-Session-Id": "x"}}}}),
+    );
+    assert!(e.contains("set by the MCP transport"), "{e}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{assert_clean, serial, snapshot};
 use mcp_pool::{
     CallOptions, CancelHandle, ClientHandler, Error, Generation, HandlerError, HandlerSupport,
-    ServerConfig, Session,
+    ServerConfig, ServerRequest, Session,
 };
 use serde_json::{json, Value};
 
@@ -82,14 +82,14 @@ impl ClientHandler for Client {
             roots: true,
             roots_list_changed: true,
             sampling: true,
-            elicitation: false,
+            ..HandlerSupport::default()
         }
     }
-    fn roots(&self, _: &Value) -> Result<Value, HandlerError> {
+    fn roots(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         self.roots_asked.fetch_add(1, Ordering::SeqCst);
         Ok(json!({"roots": [{"uri": "file:///tmp/interop-root", "name": "interop-root"}]}))
     }
-    fn sampling(&self, _: &Value) -> Result<Value, HandlerError> {
+    fn sampling(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Ok(
             json!({"role": "assistant", "content": {"type": "text", "text": "sampled by the test"}, "model": "test-model", "stopReason": "endTurn"}),
         )

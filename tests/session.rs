@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{assert_clean, fake, serial, snapshot};
 use mcp_pool::{
     CallOptions, CancelHandle, ClientHandler, Error, Generation, HandlerError, HandlerSupport,
-    ListKind, LogLevel, Phase, Session, StaticRoots,
+    ListKind, LogLevel, Phase, ServerRequest, Session, StaticRoots,
 };
 use serde_json::{json, Value};
 
@@ -364,21 +364,21 @@ impl ClientHandler for Recorder {
         HandlerSupport {
             roots: true,
             sampling: true,
-            elicitation: true,
-            roots_list_changed: false,
+            elicitation_form: true,
+            ..HandlerSupport::default()
         }
     }
-    fn roots(&self, _: &Value) -> Result<Value, HandlerError> {
+    fn roots(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Ok(json!({"roots": [{"uri": "file:///work", "name": "work"}]}))
     }
-    fn sampling(&self, _: &Value) -> Result<Value, HandlerError> {
+    fn sampling(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         // Slow on purpose: handlers run off the worker thread.
         std::thread::sleep(Duration::from_millis(100));
         Ok(
             json!({"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "m"}),
         )
     }
-    fn elicitation(&self, _: &Value) -> Result<Value, HandlerError> {
+    fn elicitation(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         Err(HandlerError::internal("user declined to answer"))
     }
     fn on_list_changed(&self, _server: &str, kind: ListKind) {
@@ -401,7 +401,7 @@ fn server_requests_mid_call_reach_the_handler() {
     });
     let s = Session::start(fake(&["--generation", "handshake"]).handler(rec.clone())).unwrap();
     let caps: Value = serde_json::from_str(&text(&s, "client_caps", json!({}))).unwrap();
-    assert_eq!(caps["capabilities"]["roots"], json!({"listChanged": false}));
+    assert_eq!(caps["capabilities"]["roots"], json!({}));
     assert!(caps["capabilities"]["sampling"].is_object());
     let roots: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
     assert_eq!(roots["roots"][0]["uri"], "file:///work");
@@ -559,7 +559,7 @@ impl ClientHandler for Panicky {
             ..HandlerSupport::default()
         }
     }
-    fn roots(&self, _: &Value) -> Result<Value, HandlerError> {
+    fn roots(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         panic!("a bug in the handler");
     }
 }

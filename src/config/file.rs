@@ -10,20 +10,29 @@
 //!       "args": ["-y", "@modelcontextprotocol/server-filesystem", "${HOME}/notes"],
 //!       "env": {"LOG_LEVEL": "info"},
 //!       "pool": {"maxSessions": 4, "requestTimeoutSecs": 20}
+//!     },
+//!     "docs": {
+//!       "type": "http",
+//!       "url": "https://mcp.example.com/mcp",
+//!       "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}
 //!     }
 //!   }
 //! }
 //! ```
 //!
-//! `${VAR}` and `${env:VAR}` expand from this process's environment in `command`, `args`,
-//! `env` values and `cwd`. Comments and trailing commas (VS Code's JSONC) are accepted.
-//! Unknown keys and servers that cannot be run (remote ones) become warnings; anything
-//! malformed is an [`Error::Config`] naming the server and the key.
+//! A server is started as a `command`, or reached at a `url` (`type` `http` or
+//! `streamable-http`: Streamable HTTP, falling back to HTTP+SSE; `sse`: HTTP+SSE only; no
+//! `type` with a `url` and no `command`: as `http`). `${VAR}` and `${env:VAR}` expand from
+//! this process's environment in `command`, `args`, `env` values, `cwd`, `url` and
+//! `headers` values. Comments and trailing commas (VS Code's JSONC) are accepted. Unknown
+//! keys and servers of an unknown `type` become warnings; anything malformed is an
+//! [`Error::Config`] naming the server and the key.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::http::HttpTransport;
 use super::keys::{self, PoolKeys, Whole};
 use super::settings::{PoolSettings, ServerConfig};
 use super::text::{expand, strip_jsonc};
@@ -205,7 +214,7 @@ fn parse_root(root: &Value, warnings: &mut Vec<String>) -> Result<PoolBuilder, E
                 format!("`{key}` has no servers")
             } else {
                 format!(
-                    "no servers to start: all {} in `{key}` are disabled or remote",
+                    "no servers to start: all {} in `{key}` are disabled or of an unsupported type",
                     servers.len()
                 )
             },
@@ -242,25 +251,27 @@ fn parse_server(
         }
         Some(_) => return Err(bad("disabled", "must be true or false")),
     }
-    match present(entry, "type") {
-        None => {}
-        Some(Value::String(t)) if t == "stdio" => {}
-        Some(Value::String(t)) => {
+    let kind = match present(entry, "type") {
+        None => None,
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(_) => return Err(bad("type", "must be a string")),
+    };
+    let http = match kind {
+        Some("stdio") => false,
+        Some("http" | "streamable-http" | "streamableHttp" | "sse") => true,
+        Some(other) => {
             warnings.push(format!(
-                "server `{name}` skipped: type `{t}` is not supported yet (only `stdio`; remote \
-                 servers are planned)"
+                "server `{name}` skipped: type `{other}` is not supported (`stdio`, `http`, \
+                 `streamable-http` or `sse`)"
             ));
             return Ok(None);
         }
-        Some(_) => return Err(bad("type", "must be a string")),
+        None => present(entry, "command").is_none() && present(entry, "url").is_some(),
+    };
+    if http {
+        return parse_http_server(name, entry, kind, warnings).map(Some);
     }
     let command = match present(entry, "command") {
-        None if present(entry, "url").is_some() => {
-            warnings.push(format!(
-                "server `{name}` skipped: remote servers (`url`) are not supported yet"
-            ));
-            return Ok(None);
-        }
         None => return Err(bad("command", "is missing")),
         Some(Value::String(c)) => expand(c).map_err(|e| unexpanded("command", e))?,
         Some(_) => return Err(bad("command", "must be a string")),
@@ -306,13 +317,62 @@ fn parse_server(
     for key in entry.keys() {
         match key.as_str() {
             "command" | "args" | "env" | "cwd" | "disabled" | "pool" | "type" => {}
-            "url" => warnings.push(format!(
-                "`url` in server `{name}` is ignored: the server has a `command`"
+            "url" | "headers" => warnings.push(format!(
+                "`{key}` in server `{name}` is ignored: the server has a `command`"
             )),
             other => warnings.push(format!("unknown key `{other}` in server `{name}`")),
         }
     }
     Ok(Some((config, keys)))
+}
+
+/// A remote server entry: `url`, `type` (`http`, `streamable-http`, `sse`), `headers` (each
+/// value with `${VAR}` expanded, kept secret), `pool`.
+fn parse_http_server(
+    name: &str,
+    entry: &Map<String, Value>,
+    kind: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<(ServerConfig, PoolKeys), Error> {
+    let server = Some(name);
+    let bad = |key: &str, what: &str| config_error(server, format!("`{key}` {what}"));
+    let unexpanded = |key: &str, why: String| config_error(server, format!("`{key}`: {why}"));
+    let url = match present(entry, "url") {
+        None => return Err(bad("url", "is missing (a remote server needs its URL)")),
+        Some(Value::String(u)) => expand(u).map_err(|e| unexpanded("url", e))?,
+        Some(_) => return Err(bad("url", "must be a string")),
+    };
+    let mut config = ServerConfig::http(name, url);
+    if kind == Some("sse") {
+        config = config.http_transport(HttpTransport::Sse);
+    }
+    if let Some(headers) = present(entry, "headers") {
+        let Some(headers) = headers.as_object() else {
+            return Err(bad("headers", "must be an object of strings"));
+        };
+        for (k, v) in headers {
+            let key = format!("headers.{k}");
+            let Some(v) = v.as_str() else {
+                return Err(bad(&key, "must be a string"));
+            };
+            let v = expand(v).map_err(|e| unexpanded(&key, e))?;
+            config = config.header(k.as_str(), v);
+        }
+    }
+    let keys = match present(entry, "pool") {
+        None => PoolKeys::default(),
+        Some(v) => parse_pool(v, server, warnings)?,
+    };
+    for key in entry.keys() {
+        match key.as_str() {
+            "url" | "headers" | "type" | "disabled" | "pool" => {}
+            "command" | "args" | "env" | "cwd" => warnings.push(format!(
+                "`{key}` in server `{name}` is ignored: the server is reached over HTTP"
+            )),
+            other => warnings.push(format!("unknown key `{other}` in server `{name}`")),
+        }
+    }
+    Ok((config, keys))
 }
 
 /// A key's value, treating `null` as absent.

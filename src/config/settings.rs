@@ -10,6 +10,9 @@ use crate::deadline::{MAX_DURATION, MAX_DURATION_YEARS};
 use crate::error::Error;
 use crate::handler::{ClientHandler, NoHandler};
 use crate::protocol::LogLevel;
+use crate::session::http::{Secret, TokenProvider};
+
+use super::http::{HttpSettings, HttpTransport};
 
 /// Which MCP protocol generation a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,6 +64,10 @@ pub struct ServerConfig {
     pub(crate) validate_output: bool,
     pub(crate) tasks: bool,
     pub(crate) log_level: Option<LogLevel>,
+    /// Set for a server reached over HTTP (`command` is then empty).
+    pub(crate) http: Option<Box<HttpSettings>>,
+    /// An HTTP-only setting was given to a server started as a command.
+    pub(crate) http_misuse: Option<&'static str>,
 }
 
 impl ServerConfig {
@@ -90,7 +97,102 @@ impl ServerConfig {
             validate_output: true,
             tasks: true,
             log_level: None,
+            http: None,
+            http_misuse: None,
         }
+    }
+
+    /// A remote server called `name`, reached over HTTP at `url` (its MCP endpoint, e.g.
+    /// `https://mcp.example.com/mcp`): Streamable HTTP in either protocol generation,
+    /// falling back to the deprecated HTTP+SSE transport when the server speaks only that
+    /// (see [`http_transport`](Self::http_transport)). Every other setting applies as for a
+    /// command; the process settings (`args`, `env`, `cwd`, `inherit_env`, the stderr tail,
+    /// the close grace's kill ladder) do not.
+    ///
+    /// ```
+    /// use mcp_pool::ServerConfig;
+    ///
+    /// let config = ServerConfig::http("docs", "https://mcp.example.com/mcp")
+    ///     .header("X-Team", "search");
+    /// assert_eq!(config.name(), "docs");
+    /// ```
+    pub fn http(name: impl Into<String>, url: impl Into<String>) -> Self {
+        let mut config = ServerConfig::new(name, "");
+        config.http = Some(Box::new(HttpSettings::new(url.into())));
+        config
+    }
+
+    /// The server's URL, for a server reached over HTTP.
+    pub fn url(&self) -> Option<&str> {
+        self.http.as_ref().map(|h| h.url.as_str())
+    }
+
+    fn http_mut(&mut self, what: &'static str) -> Option<&mut HttpSettings> {
+        if self.http.is_none() {
+            self.http_misuse = Some(what);
+        }
+        self.http.as_deref_mut()
+    }
+
+    /// Which HTTP transport to speak. Defaults to [`HttpTransport::Auto`] (HTTP servers
+    /// only).
+    pub fn http_transport(mut self, transport: HttpTransport) -> Self {
+        if let Some(h) = self.http_mut("http_transport") {
+            h.transport = transport;
+        }
+        self
+    }
+
+    /// A header sent with every request to the server (HTTP servers only), for example an
+    /// API key. Its value is kept secret: never logged, shown by `Debug` or put in an error,
+    /// and never sent to another origin a redirect points at.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        if let Some(h) = self.http_mut("header") {
+            h.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+            h.headers.push((name, Secret::new(value)));
+        }
+        self
+    }
+
+    /// Asks `provider` for the bearer token of the server's requests (HTTP servers only):
+    /// before the first request, and again once after a refusal. See [`TokenProvider`].
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        if let Some(h) = self.http_mut("token_provider") {
+            h.token = Some(Arc::new(provider));
+        }
+        self
+    }
+
+    /// Trusts the root certificates in `pem` (one or more PEM `CERTIFICATE` blocks)
+    /// instead of the bundled Mozilla roots, for a server whose certificate a private
+    /// authority signed (HTTP servers only).
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        let pem = pem.into();
+        if let Some(h) = self.http_mut("root_certificates") {
+            h.roots_pem = Some(Arc::new(pem));
+        }
+        self
+    }
+
+    /// In the handshake generation over Streamable HTTP, keeps the optional GET stream
+    /// open for server messages that belong to no request (list changes, resource
+    /// updates, server requests): one connection and one thread per session. Defaults to
+    /// `true` (HTTP servers only).
+    pub fn standalone_stream(mut self, open: bool) -> Self {
+        if let Some(h) = self.http_mut("standalone_stream") {
+            h.standalone_stream = open;
+        }
+        self
+    }
+
+    /// The most kept-alive connections a session holds for later requests. Defaults to 16
+    /// (HTTP servers only).
+    pub fn idle_connections(mut self, n: usize) -> Self {
+        if let Some(h) = self.http_mut("idle_connections") {
+            h.idle_connections = n;
+        }
+        self
     }
 
     /// The server's name.
@@ -235,8 +337,11 @@ impl ServerConfig {
         self
     }
 
-    /// The command and arguments, for messages.
+    /// The command and arguments (or the redacted URL), for messages.
     pub(crate) fn command_line(&self) -> String {
+        if let Some(h) = &self.http {
+            return crate::session::http::redact(&h.url);
+        }
         let mut s = self.command.clone();
         for arg in &self.args {
             s.push(' ');
@@ -251,8 +356,15 @@ impl ServerConfig {
         if self.name.is_empty() {
             return Err(Error::Config("a server needs a non-empty name".into()));
         }
-        if self.command.trim().is_empty() {
-            return bad("`command` is empty");
+        if let Some(what) = self.http_misuse {
+            return bad(&format!(
+                "`{what}` applies only to servers reached over HTTP (ServerConfig::http)"
+            ));
+        }
+        match &self.http {
+            Some(h) => h.validate(&self.name)?,
+            None if self.command.trim().is_empty() => return bad("`command` is empty"),
+            None => {}
         }
         for (what, d) in [
             ("request timeout", self.request_timeout),
@@ -301,6 +413,7 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("name", &self.name)
             .field("command", &self.command)
+            .field("http", &self.http)
             .field("args", &self.args)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("cwd", &self.cwd)

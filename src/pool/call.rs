@@ -176,8 +176,9 @@ fn may_retry<T>(
     }
     match (slot.settings.retry, error) {
         (RetryPolicy::Never, _) => false,
-        // Never written: it cannot have run.
-        (_, Error::SessionClosed { .. }) => attempts < UNWRITTEN_ATTEMPTS,
+        // Never written: it cannot have run. (A call that finds an HTTP server unreachable
+        // was not sent either; its session ended.)
+        (_, Error::SessionClosed { .. } | Error::Connect { .. }) => attempts < UNWRITTEN_ATTEMPTS,
         (_, Error::OutcomeUnknown { .. }) if written_retry => false,
         (RetryPolicy::Always, Error::OutcomeUnknown { .. }) => true,
         (RetryPolicy::Safe, Error::OutcomeUnknown { .. }) => {

@@ -611,7 +611,18 @@ impl Slot {
     /// Counts and gauges for `Pool::stats`.
     pub(crate) fn gauges(&self) -> Gauges {
         let st = self.state.lock();
+        let transport = st
+            .sessions
+            .iter()
+            .map(|e| e.session.transport())
+            .next()
+            .unwrap_or(if self.config.http.is_some() {
+                "http"
+            } else {
+                "stdio"
+            });
         Gauges {
+            transport,
             live_sessions: st.sessions.iter().filter(|e| e.session.is_alive()).count(),
             starting_sessions: st.starting.len(),
             in_flight: st.sessions.iter().map(|e| e.session.in_flight()).sum(),
@@ -644,9 +655,9 @@ impl Slot {
         &self,
         source: &Session,
         epoch: u64,
-        tools: Vec<Tool>,
+        mut tools: Vec<Tool>,
     ) -> Arc<Vec<Tool>> {
-        let index = source.index_tools(&tools, epoch);
+        let index = source.index_tools(&mut tools, epoch);
         let tools = Arc::new(tools);
         // In the per-request generation changes come on a subscription, and the list's
         // `ttlMs` says how long it stays fresh (0 or none: not kept).

@@ -125,6 +125,7 @@ impl Counters {
         let handshake = self.handshake.lock().clone();
         let errors = self.errors.lock().clone();
         ServerStats {
+            transport: gauges.transport.to_owned(),
             calls: get(&self.calls),
             hits: get(&self.hits),
             misses: get(&self.misses),
@@ -160,6 +161,7 @@ impl Counters {
 /// Values read from the session set at snapshot time.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Gauges {
+    pub transport: &'static str,
     pub live_sessions: usize,
     pub starting_sessions: usize,
     pub in_flight: usize,
@@ -194,6 +196,9 @@ impl Percentiles {
 /// A snapshot of one server's counters. Serializes to JSON.
 #[derive(Clone, Serialize, Default)]
 pub struct ServerStats {
+    /// How the server is reached: `stdio`, `streamable-http` or `http+sse` (`http` for an
+    /// HTTP server with no session yet). Empty in the pool's total.
+    pub transport: String,
     /// Calls made through the pool (each counted once, retries included in `retries`).
     pub calls: u64,
     /// Calls served by a session that was already live.

@@ -15,7 +15,7 @@ pub(crate) use calls::{kind_of, Call, ResultType};
 pub use content::{CallToolResult, Content, GetPromptResult, PromptMessage, ToolCall};
 pub(crate) use tasks::TASKS_EXTENSION;
 pub use tasks::{Task, TaskStatus};
-pub(crate) use tools::ToolIndex;
+pub(crate) use tools::{header_params, ToolIndex};
 pub use tools::{TaskSupport, Tool, ToolAnnotations, ToolExecution};
 
 /// The version offered in `initialize`.
@@ -116,14 +116,31 @@ impl LogLevel {
     }
 
     /// The `log` level a server message of this level is logged at.
-    pub(crate) fn log_level(level: &str) -> log::Level {
-        match level {
-            "debug" => log::Level::Debug,
-            "info" | "notice" => log::Level::Info,
-            "warning" => log::Level::Warn,
+    pub(crate) fn to_log(self) -> log::Level {
+        match self {
+            LogLevel::Debug => log::Level::Debug,
+            LogLevel::Info | LogLevel::Notice => log::Level::Info,
+            LogLevel::Warning => log::Level::Warn,
             _ => log::Level::Error,
         }
     }
+}
+
+/// The JSON-RPC error code of "unsupported protocol version" (per-request generation);
+/// its `data.supported` lists the versions the server speaks.
+pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// The versions an unsupported-version error's `data.supported` lists.
+pub(crate) fn supported_versions(data: Option<&Value>) -> Vec<String> {
+    data.and_then(|d| d.get("supported"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Methods that never change anything on the server, so repeating one is harmless.

@@ -272,13 +272,16 @@ pub(crate) struct ToolIndex {
 struct Facts {
     safe: bool,
     task: TaskSupport,
+    /// The arguments mirrored into `Mcp-Param-*` headers (HTTP sessions only).
+    headers: Vec<HeaderParam>,
     /// The compiled output schema; `Err` when it could not be compiled (not validated).
     output: Option<Result<Validator, String>>,
 }
 
 impl ToolIndex {
-    /// Indexes a tool list, compiling each output schema once (when `validate`).
-    pub(crate) fn new(tools: &[Tool], validate: bool) -> ToolIndex {
+    /// Indexes a tool list, compiling each output schema once (when `validate`), and
+    /// reading each input schema's `x-mcp-header` marks (when `headers`: HTTP sessions).
+    pub(crate) fn new(tools: &[Tool], validate: bool, headers: bool) -> ToolIndex {
         let tools = tools
             .iter()
             .map(|t| {
@@ -293,6 +296,11 @@ impl ToolIndex {
                 let facts = Facts {
                     safe: t.safe_to_repeat(),
                     task: t.task_support(),
+                    headers: if headers {
+                        header_params(&t.input_schema).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
                     output,
                 };
                 (t.name.clone(), facts)
@@ -308,6 +316,11 @@ impl ToolIndex {
     /// Whether the annotations say it is safe to repeat (`false` when unknown).
     pub(crate) fn is_safe(&self, tool: &str) -> bool {
         self.tools.get(tool).is_some_and(|f| f.safe)
+    }
+
+    /// The arguments of `tool` mirrored into `Mcp-Param-*` headers.
+    pub(crate) fn header_params(&self, tool: &str) -> &[HeaderParam] {
+        self.tools.get(tool).map_or(&[], |f| f.headers.as_slice())
     }
 
     pub(crate) fn task_support(&self, tool: &str) -> TaskSupport {
@@ -334,6 +347,100 @@ impl ToolIndex {
             Some(v) => validator.check(v),
         }
     }
+}
+
+/// An argument a tool's input schema marks with `x-mcp-header`: mirrored into the HTTP
+/// header `Mcp-Param-{name}` (2026-07-28, Streamable HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderParam {
+    /// The mark: the header is `Mcp-Param-{name}`.
+    pub name: String,
+    /// The chain of `properties` keys from the schema root to the marked property.
+    pub path: Vec<String>,
+}
+
+/// Keywords whose values are data, not schemas: a mark-shaped key inside one is not a mark.
+const DATA_KEYWORDS: [&str; 5] = ["default", "const", "enum", "examples", "example"];
+
+/// Reads the `x-mcp-header` marks of an input schema. `Err` says why the marks (and so the
+/// tool definition) are invalid: a mark that is empty, not an RFC 9110 token, repeated
+/// (ignoring case), on a property that is not a string, integer or boolean, or not
+/// reachable from the root through `properties` alone.
+pub(crate) fn header_params(schema: &Value) -> Result<Vec<HeaderParam>, String> {
+    let mut found = Vec::new();
+    visit_marks(schema, Some(Vec::new()), &mut found)?;
+    let mut seen = std::collections::HashSet::new();
+    for p in &found {
+        if !seen.insert(p.name.to_ascii_lowercase()) {
+            return Err(format!("x-mcp-header `{}` is used twice", p.name));
+        }
+    }
+    Ok(found)
+}
+
+fn visit_marks(
+    schema: &Value,
+    path: Option<Vec<String>>,
+    found: &mut Vec<HeaderParam>,
+) -> Result<(), String> {
+    let Value::Object(map) = schema else {
+        if let Value::Array(items) = schema {
+            for item in items {
+                visit_marks(item, None, found)?;
+            }
+        }
+        return Ok(());
+    };
+    for (key, value) in map {
+        match key.as_str() {
+            "x-mcp-header" => {
+                let at = path.as_ref().filter(|p| !p.is_empty()).ok_or_else(|| {
+                    "x-mcp-header is only allowed on properties reachable through `properties`"
+                        .to_owned()
+                })?;
+                let name = value.as_str().ok_or("x-mcp-header must be a string")?;
+                if name.is_empty() {
+                    return Err(format!("x-mcp-header of `{}` is empty", at.join(".")));
+                }
+                if !name.bytes().all(is_tchar) {
+                    return Err(format!(
+                        "x-mcp-header `{}` is not an HTTP header name token",
+                        name.escape_debug()
+                    ));
+                }
+                let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
+                if !matches!(kind, "string" | "integer" | "boolean") {
+                    return Err(format!(
+                        "x-mcp-header `{name}` marks a property of type `{kind}`; only string, integer and boolean may be mirrored"
+                    ));
+                }
+                found.push(HeaderParam {
+                    name: name.to_owned(),
+                    path: at.clone(),
+                });
+            }
+            "properties" => {
+                if let Value::Object(props) = value {
+                    for (prop, sub) in props {
+                        let next = path.as_ref().map(|p| {
+                            let mut p = p.clone();
+                            p.push(prop.clone());
+                            p
+                        });
+                        visit_marks(sub, next, found)?;
+                    }
+                }
+            }
+            k if DATA_KEYWORDS.contains(&k) => {}
+            _ => visit_marks(value, None, found)?,
+        }
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The largest output schema compiled (bigger ones are not checked).
@@ -434,6 +541,7 @@ mod tests {
                 json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
             )],
             true,
+            false,
         );
         assert!(index.check_output("t", Some(&json!({"n": 3}))).is_ok());
         let e = index
@@ -443,9 +551,58 @@ mod tests {
         assert!(index.check_output("t", None).is_err());
         assert!(index.check_output("other", None).is_ok());
         // A reference outside the schema is not fetched: the schema is not used.
-        let remote = ToolIndex::new(&[tool(json!({"$ref": "https://example.com/s.json"}))], true);
+        let remote = ToolIndex::new(
+            &[tool(json!({"$ref": "https://example.com/s.json"}))],
+            true,
+            false,
+        );
         assert!(remote.check_output("t", Some(&json!(1))).is_ok());
-        let off = ToolIndex::new(&[tool(json!({"type": "string"}))], false);
+        let off = ToolIndex::new(&[tool(json!({"type": "string"}))], false, false);
         assert!(off.check_output("t", Some(&json!(1))).is_ok());
+    }
+
+    #[test]
+    fn header_marks_follow_the_spec_constraints() {
+        let ok = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "n": {"type": "integer", "x-mcp-header": "Count"},
+            "nested": {"type": "object", "properties": {"zone": {"type": "boolean", "x-mcp-header": "Zone"}}},
+            "query": {"type": "string", "default": {"x-mcp-header": "NotAMark"}}
+        }});
+        let marks = header_params(&ok).unwrap();
+        let got: Vec<(&str, String)> = marks
+            .iter()
+            .map(|m| (m.name.as_str(), m.path.join(".")))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Count", "n".to_owned()),
+                ("Zone", "nested.zone".to_owned()),
+                ("Region", "region".to_owned())
+            ]
+        );
+        let bad = |prop: Value| {
+            header_params(&json!({"type": "object", "properties": {"p": prop}})).unwrap_err()
+        };
+        assert!(bad(json!({"type": "string", "x-mcp-header": ""})).contains("empty"));
+        assert!(bad(json!({"type": "object", "x-mcp-header": "P"})).contains("object"));
+        assert!(bad(json!({"type": "number", "x-mcp-header": "P"})).contains("number"));
+        assert!(bad(json!({"type": "string", "x-mcp-header": "a b"})).contains("token"));
+        assert!(bad(json!({"type": "string", "x-mcp-header": "a:b"})).contains("token"));
+        assert!(bad(json!({"type": "string", "x-mcp-header": "Région"})).contains("token"));
+        assert!(
+            bad(json!({"type": "array", "items": {"type": "string", "x-mcp-header": "P"}}))
+                .contains("reachable")
+        );
+        assert!(
+            bad(json!({"anyOf": [{"type": "string", "x-mcp-header": "P"}]})).contains("reachable")
+        );
+        let twice = json!({"type": "object", "properties": {
+            "a": {"type": "string", "x-mcp-header": "MyField"},
+            "b": {"type": "string", "x-mcp-header": "myfield"}
+        }});
+        assert!(header_params(&twice).unwrap_err().contains("twice"));
+        assert_eq!(header_params(&json!({"type": "object"})).unwrap(), vec![]);
     }
 }

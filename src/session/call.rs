@@ -25,12 +25,15 @@ use super::pending::Event;
 use super::shared::{Command, Shared};
 use super::sys::{self, Watch};
 
-/// A request handed to the worker, not yet answered.
+/// A request handed to the worker (or, on HTTP, ready to be posted), not yet answered.
 pub(crate) struct Sent {
-    id: u64,
-    events: Receiver<Event>,
-    sender: Sender<Event>,
-    queued: Arc<AtomicUsize>,
+    pub(crate) id: u64,
+    pub(crate) events: Receiver<Event>,
+    pub(crate) sender: Sender<Event>,
+    pub(crate) queued: Arc<AtomicUsize>,
+    /// HTTP sessions: the request line and its metadata headers, posted by the waiting
+    /// caller itself.
+    pub(crate) http: Option<(Vec<u8>, Vec<(String, String)>)>,
     _in_flight: InFlight,
 }
 
@@ -113,18 +116,33 @@ pub(crate) fn send(
         shared.counters.calls.fetch_add(1, Ordering::Relaxed);
     }
     let in_flight = InFlight(shared.clone());
-    shared.submit(Command::Write { id, line });
+    let http = match shared.http.get() {
+        Some(_) => {
+            let headers = if shared.generation() == Some(crate::config::Generation::PerRequest) {
+                let tools = shared.tools.lock().as_ref().map(|(i, _)| i.clone());
+                super::http::request_headers(method, params, tools.as_deref())
+            } else {
+                Vec::new()
+            };
+            Some((line, headers))
+        }
+        None => {
+            shared.submit(Command::Write { id, line });
+            None
+        }
+    };
     Ok(Sent {
         id,
         events,
         sender,
         queued: ticket.queued,
+        http,
         _in_flight: in_flight,
     })
 }
 
 /// Why a wait stopped without an outcome.
-enum Stop {
+pub(crate) enum Stop {
     Deadline,
     Cancelled,
 }
@@ -143,11 +161,26 @@ enum Led {
 /// back) or its cancellation. An outcome that is already there wins over a passed deadline.
 pub(crate) fn wait(
     shared: &Arc<Shared>,
-    sent: Sent,
+    mut sent: Sent,
     deadline: &mut Deadline,
     mut progress: Option<&mut ProgressFn<'_>>,
     cancel: Option<&CancelHandle>,
 ) -> Result<Value, Error> {
+    if let (Some(link), Some(request)) = (shared.http.get(), sent.http.take()) {
+        match super::http::exchange(
+            shared,
+            link,
+            &sent,
+            request,
+            deadline,
+            &mut progress,
+            cancel,
+        ) {
+            super::http::Exchanged::Done(outcome) => return outcome,
+            // HTTP+SSE: the answer comes on the session's event stream.
+            super::http::Exchanged::Posted => {}
+        }
+    }
     let _cancel: Option<CancelGuard> = cancel.map(|c| {
         let (events, shared) = (sent.sender.clone(), shared.clone());
         c.on_cancel(move || {
@@ -245,7 +278,7 @@ fn lead(shared: &Arc<Shared>, sent: &Sent, deadline: &Deadline) -> Led {
 
 /// Stops waiting: the entry goes (the token with it, to another waiting caller), unless
 /// the outcome is already there; then the worker tells the server.
-fn give_up(
+pub(crate) fn give_up(
     shared: &Arc<Shared>,
     sent: &Sent,
     why: Stop,

@@ -46,6 +46,10 @@ pub struct Session {
     handle: Arc<Handle>,
 }
 
+/// The most calls of one batch in flight at once over HTTP (each is a POST read by its own
+/// thread).
+const HTTP_BATCH_THREADS: usize = 8;
+
 /// Closes the session when the last clone of a `Session` goes.
 struct Handle {
     shared: Arc<Shared>,
@@ -53,7 +57,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.submit(Command::Close(CloseReason::Closed));
+        self.shared.close(CloseReason::Closed);
     }
 }
 
@@ -141,7 +145,7 @@ impl Joiner {
 
     /// Closes the session (or abandons its start) in the background.
     pub(crate) fn abort(&self) {
-        self.0.submit(Command::Close(CloseReason::Closed));
+        self.0.close(CloseReason::Closed);
     }
 
     /// Whether the worker is done (its child is reaped).
@@ -329,6 +333,15 @@ impl Session {
         *self.shared().last_used.lock()
     }
 
+    /// How the session reaches its server: `stdio` (a child process), `streamable-http`,
+    /// or `http+sse` (the deprecated 2024-11-05 HTTP transport).
+    pub fn transport(&self) -> &'static str {
+        match self.shared().http.get() {
+            Some(link) => link.transport_name(),
+            None => "stdio",
+        }
+    }
+
     /// Returns and clears the flag set by `notifications/tools/list_changed`.
     pub fn take_tools_changed(&self) -> bool {
         self.shared()
@@ -346,8 +359,8 @@ impl Session {
     /// [`list_tools`](Self::list_tools) with per-call options.
     pub fn list_tools_with(&self, options: CallOptions<'_>) -> Result<Vec<Tool>, Error> {
         let epoch = self.tools_epoch();
-        let tools = self.run(&Call::list_tools(), options)?;
-        self.index_tools(&tools, epoch);
+        let mut tools = self.run(&Call::list_tools(), options)?;
+        self.index_tools(&mut tools, epoch);
         Ok(tools)
     }
 
@@ -561,6 +574,9 @@ impl Session {
         mut on_result: impl FnMut(usize, &Result<CallToolResult, Error>, Instant),
     ) -> Vec<Result<CallToolResult, Error>> {
         let shared = self.shared();
+        if shared.http.get().is_some() && calls.len() > 1 {
+            return self.batch_over_http(calls, deadline, cancel, on_result);
+        }
         type Pending = (Call<CallToolResult>, Sent);
         let sent: Vec<(Result<Pending, Error>, Instant)> = calls
             .iter()
@@ -595,11 +611,83 @@ impl Session {
         results
     }
 
+    /// A batch over HTTP: each request is its own POST whose reply the posting thread
+    /// reads, so up to [`HTTP_BATCH_THREADS`] calls go at once, from scoped threads, each
+    /// on its own kept-alive connection; results are collected here, on the caller's
+    /// thread, as they come.
+    fn batch_over_http(
+        &self,
+        calls: &[ToolCall],
+        deadline: &mut Deadline,
+        cancel: Option<&CancelHandle>,
+        mut on_result: impl FnMut(usize, &Result<CallToolResult, Error>, Instant),
+    ) -> Vec<Result<CallToolResult, Error>> {
+        let shared = self.shared();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let within = *deadline;
+        let mut results: Vec<Option<Result<CallToolResult, Error>>> =
+            (0..calls.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..calls.len().min(HTTP_BATCH_THREADS) {
+                let (tx, next) = (tx.clone(), &next);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("mcp-batch-{}", shared.name))
+                    .spawn_scoped(scope, move || loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(c) = calls.get(i) else {
+                            break;
+                        };
+                        let at = Instant::now();
+                        let mut deadline = within;
+                        let result = (|| {
+                            if cancel.is_some_and(CancelHandle::is_cancelled) {
+                                return Err(Error::Cancelled);
+                            }
+                            let call = Call::call_tool(&c.tool, c.arguments.clone())?;
+                            let sent = call::send(
+                                shared,
+                                &call.method,
+                                call.params.as_ref(),
+                                None,
+                                false,
+                                true,
+                            )?;
+                            let value = call::wait(shared, sent, &mut deadline, None, cancel)?;
+                            (call.parse)(value, &call.method)
+                        })();
+                        if tx.send((i, result, at)).is_err() {
+                            break;
+                        }
+                    });
+                if let Err(e) = spawned {
+                    log::warn!("[{}] a batch thread could not start: {e}", shared.name);
+                }
+            }
+            drop(tx);
+            for (i, result, at) in rx.iter() {
+                on_result(i, &result, at);
+                results[i] = Some(result);
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::spawn(
+                        "a batch thread",
+                        std::io::Error::other("no thread could run the call"),
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Closes the session: calls in flight fail at once, then the child is shut down (stdin
     /// closed, SIGTERM, SIGKILL, each after the close grace) and reaped. Blocks until that is
     /// done; other clones see the session closed.
     pub fn close(&self) {
-        self.shared().submit(Command::Close(CloseReason::Closed));
+        self.shared().close(CloseReason::Closed);
         join_worker(self.shared());
     }
 
@@ -611,7 +699,7 @@ impl Session {
 
     /// Starts closing for this reason (the calls in flight are told it).
     pub(crate) fn close_because(&self, reason: CloseReason) {
-        self.shared().submit(Command::Close(reason));
+        self.shared().close(reason);
     }
 
     /// How many `notifications/tools/list_changed` the session has seen.

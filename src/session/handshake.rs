@@ -25,8 +25,9 @@ use super::worker::Worker;
 /// Ids of the start-up requests (callers' ids start higher).
 pub(crate) const DISCOVER_ID: u64 = 1;
 pub(crate) const INITIALIZE_ID: u64 = 2;
-/// The JSON-RPC error code of "unsupported protocol version" (per-request generation).
-const UNSUPPORTED_VERSION: i64 = -32022;
+/// The id `server/discover` is sent again under after an unsupported-version answer that
+/// lists our version.
+pub(crate) const DISCOVER_AGAIN_ID: u64 = 3;
 
 /// What the server answered to one start-up request.
 #[derive(Debug, Clone)]
@@ -40,6 +41,9 @@ pub(crate) enum Answer {
 pub(crate) enum Step {
     /// Wait for more answers, until the start deadline or this instant if earlier.
     Wait(Option<Instant>),
+    /// Send `server/discover` again (once): the server refused our version while listing
+    /// it as supported.
+    DiscoverAgain,
     /// The per-request generation, with these details.
     PerRequest(ServerDetails),
     /// The handshake generation: send `notifications/initialized`, then go.
@@ -65,6 +69,7 @@ pub(crate) struct Decision {
     initialize: Probe,
     discover_timeout: Duration,
     until: Option<Instant>,
+    discovered_again: bool,
 }
 
 impl Decision {
@@ -75,6 +80,7 @@ impl Decision {
             initialize: on(generation != Generation::PerRequest),
             discover_timeout,
             until: None,
+            discovered_again: false,
         }
     }
 
@@ -97,8 +103,20 @@ impl Decision {
                     ))
                 }
             },
-            Answer::Error(e) if e.code == UNSUPPORTED_VERSION => {
-                let supported = supported_versions(&e);
+            Answer::Error(e) if e.code == protocol::UNSUPPORTED_VERSION => {
+                let supported = protocol::supported_versions(e.data.as_ref());
+                if supported.iter().any(|v| v == protocol::PER_REQUEST_VERSION) {
+                    if !self.discovered_again {
+                        self.discovered_again = true;
+                        return Step::DiscoverAgain;
+                    }
+                    self.discover = Probe::Failed(format!(
+                        "refused protocol version {} twice while listing it as supported: {}",
+                        protocol::PER_REQUEST_VERSION,
+                        describe(&e)
+                    ));
+                    return self.next();
+                }
                 let handshake_too = supported
                     .iter()
                     .any(|v| protocol::HANDSHAKE_VERSIONS.contains(&v.as_str()));
@@ -158,20 +176,6 @@ impl Decision {
         }
         Step::Wait(self.until)
     }
-}
-
-fn supported_versions(e: &RpcError) -> Vec<String> {
-    e.data
-        .as_ref()
-        .and_then(|d| d.get("supported"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// "message (code, data)" of a JSON-RPC error.
@@ -281,7 +285,7 @@ impl Worker {
         let deadline = self.shared.started + config.start_timeout;
         let mut decision = Decision::new(config.generation, config.discover_timeout);
         let envelope = envelope(config);
-        let discover = decision.sends_discover().then(|| {
+        let mut discover = decision.sends_discover().then(|| {
             self.start_request(
                 DISCOVER_ID,
                 "server/discover",
@@ -331,6 +335,14 @@ impl Worker {
             }
             match step {
                 Step::Wait(_) => continue,
+                Step::DiscoverAgain => {
+                    discover = Some(self.start_request(
+                        DISCOVER_AGAIN_ID,
+                        "server/discover",
+                        &json!({ "_meta": envelope }),
+                    ));
+                    continue;
+                }
                 Step::PerRequest(details) => {
                     let _ = self.shared.envelope.set(envelope);
                     let _ = self.shared.details.set(details);
@@ -369,8 +381,9 @@ impl Worker {
         };
         // Late answers to the start-up requests are dropped.
         let mut table = self.shared.table.lock();
-        table.abandon(DISCOVER_ID);
-        table.abandon(INITIALIZE_ID);
+        for id in [DISCOVER_ID, INITIALIZE_ID, DISCOVER_AGAIN_ID] {
+            table.abandon(id);
+        }
         outcome
     }
 
@@ -485,6 +498,18 @@ mod tests {
             Some(json!({"supported": ["2027-01-01", "2025-11-25"]})),
         ));
         assert_eq!(step, Step::Wait(None));
+    }
+
+    #[test]
+    fn a_refusal_that_lists_our_version_sends_discover_once_more() {
+        let mut d = Decision::new(Generation::PerRequest, Duration::from_secs(1));
+        let refusal = || rpc(-32022, Some(json!({"supported": ["2026-07-28"]})));
+        assert_eq!(d.discover_answered(refusal()), Step::DiscoverAgain);
+        let step = d.discover_answered(refusal());
+        assert!(
+            matches!(step, Step::Fail(ref why) if why.contains("twice")),
+            "{step:?}"
+        );
     }
 
     #[test]

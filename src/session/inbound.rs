@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 
 use crate::config::Generation;
 use crate::error::Error;
-use crate::handler::ListKind;
+use crate::handler::{self, ListKind};
 use crate::jsonrpc::{self, brief, our_id, Message, RpcError};
-use crate::protocol::{LogLevel, Progress, Task, META_SUBSCRIPTION_ID};
+use crate::protocol::{Progress, Task, META_SUBSCRIPTION_ID};
 
 use super::shared::{Command, Shared, FIRST_CALLER_ID};
 use super::sys;
@@ -279,6 +279,18 @@ impl IdScan {
     }
 }
 
+/// One whole message (an HTTP body, an event's data) as a frame.
+pub(crate) fn frame_of(bytes: &[u8]) -> Frame {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Frame::Json(value),
+        Err(e) => Frame::Invalid(format!(
+            "not JSON ({e}): {}",
+            brief(&String::from_utf8_lossy(bytes))
+        )),
+    }
+}
+
 /// Handles one frame read from the server. `answer` takes a line for the server (an answer
 /// to its request); `generation` is the session's, once known.
 pub(crate) fn route(shared: &Arc<Shared>, frame: Frame, answer: &mut dyn FnMut(Vec<u8>)) {
@@ -374,14 +386,29 @@ fn notification(shared: &Shared, method: &str, params: &Value) {
             }
         }
         "notifications/message" => {
-            let level = params
-                .get("level")
-                .and_then(Value::as_str)
-                .unwrap_or("info");
-            let logger = params.get("logger").and_then(Value::as_str).unwrap_or("");
-            let data = params.get("data").unwrap_or(&Value::Null);
-            log::log!(target: "mcp_pool::server", LogLevel::log_level(level), "[{name}] {logger} {}", brief(data));
-            handler.on_notification(name, method, params);
+            let message = handler::log_message(params);
+            let logger = message.logger.as_deref().unwrap_or("");
+            log::log!(target: "mcp_pool::server", message.level.to_log(), "[{name}] {logger} {}", brief(&message.data));
+            handler.on_log(name, &message);
+        }
+        "notifications/cancelled" => {
+            // The server no longer wants the answer to a request it sent us.
+            let id = params.get("requestId").unwrap_or(&Value::Null);
+            if !shared.asks.cancel(id) {
+                log::debug!(
+                    "[{name}] the server cancelled request {} of its own that is not being answered",
+                    brief(id)
+                );
+            }
+        }
+        "notifications/elicitation/complete" => {
+            match params.get("elicitationId").and_then(Value::as_str) {
+                Some(id) => handler.on_elicitation_complete(name, id),
+                None => log::debug!(
+                    "[{name}] elicitation/complete without an elicitationId: {}",
+                    brief(params)
+                ),
+            }
         }
         "notifications/tools/list_changed" => {
             shared.counters.tools_changed.store(true, Ordering::Release);
@@ -413,11 +440,11 @@ fn notification(shared: &Shared, method: &str, params: &Value) {
         "notifications/tasks/status" | "notifications/tasks" => {
             match serde_json::from_value::<Task>(params.clone()) {
                 Ok(task) => {
+                    handler.on_task_status(name, &task);
                     shared.tasks.lock().insert(task.task_id.clone(), task);
                 }
                 Err(e) => log::debug!("[{name}] malformed task status {}: {e}", brief(params)),
             }
-            handler.on_notification(name, method, params);
         }
         _ => {
             log::debug!("[{name}] notification {}", brief(&method));
@@ -457,34 +484,19 @@ fn server_request(
         answer(jsonrpc::response_line(&Value::Null, &outcome));
         return;
     }
-    let support = shared.support;
-    let supported = match method.as_str() {
-        "ping" => {
-            answer(jsonrpc::response_line(&id, &Ok(json!({}))));
-            return;
-        }
-        "roots/list" => support.roots,
-        "sampling/createMessage" => support.sampling,
-        "elicitation/create" => support.elicitation,
-        _ => false,
-    };
-    if !supported {
-        log::debug!("[{name}] server asked for unsupported {}", brief(&method));
-        let outcome = Err(RpcError {
-            code: jsonrpc::METHOD_NOT_FOUND,
-            message: format!("method not found: {}", brief(&method)),
-            data: None,
-        });
-        answer(jsonrpc::response_line(&id, &outcome));
+    if method == "ping" {
+        answer(jsonrpc::response_line(&id, &Ok(json!({}))));
         return;
     }
-    // Handlers may block (sampling asks a model): answer from a thread of their own, a
-    // bounded number at once.
+    // Handlers may block (sampling asks a model, elicitation a user): answer from a thread
+    // of their own, a bounded number at once. What the handler cannot serve is refused by
+    // `handler::answer` without reaching it.
     let running = &shared.counters.handlers_running;
     if running.fetch_add(1, Ordering::AcqRel) >= MAX_HANDLER_THREADS {
         running.fetch_sub(1, Ordering::AcqRel);
         log::warn!(
-            "[{name}] {MAX_HANDLER_THREADS} handler calls already running; refusing {method}"
+            "[{name}] {MAX_HANDLER_THREADS} handler calls already running; refusing {}",
+            brief(&method)
         );
         let outcome = Err(RpcError {
             code: jsonrpc::INTERNAL_ERROR,
@@ -494,49 +506,57 @@ fn server_request(
         answer(jsonrpc::response_line(&id, &outcome));
         return;
     }
+    let cancelled = shared.asks.begin(&id);
     let for_thread = shared.clone();
+    let ask_id = id.clone();
     let spawned = thread::Builder::new()
         .name(format!("mcp-handler-{name}"))
         .spawn(move || {
             let shared = for_thread;
             // Counted down however this thread ends.
-            struct Running<'a>(&'a Shared);
+            struct Running<'a>(&'a Shared, &'a Value);
             impl Drop for Running<'_> {
                 fn drop(&mut self) {
+                    self.0.asks.end(self.1);
                     self.0
                         .counters
                         .handlers_running
                         .fetch_sub(1, Ordering::AcqRel);
                 }
             }
-            let _running = Running(&shared);
-            let handler = &shared.handler;
-            let call = std::panic::AssertUnwindSafe(|| match method.as_str() {
-                "roots/list" => handler.roots(&params),
-                "sampling/createMessage" => handler.sampling(&params),
-                _ => handler.elicitation(&params),
-            });
-            // A panicking handler still answers the server, which would otherwise wait.
-            let outcome = match std::panic::catch_unwind(call) {
-                Ok(result) => result.map_err(|e| RpcError {
-                    code: e.code,
-                    message: e.message,
-                    data: None,
-                }),
-                Err(_) => Err(RpcError {
-                    code: jsonrpc::INTERNAL_ERROR,
-                    message: format!("the client's {method} handler failed"),
-                    data: None,
-                }),
-            };
+            let _running = Running(&shared, &id);
+            let outcome = handler::answer_parts(
+                &*shared.handler,
+                shared.support,
+                &shared.name,
+                &method,
+                &params,
+                &cancelled,
+            );
+            if cancelled.load(Ordering::Acquire) {
+                log::debug!(
+                    "[{}] the server cancelled its {} request {}: its answer is dropped",
+                    shared.name,
+                    brief(&method),
+                    brief(&id)
+                );
+                return;
+            }
             shared.submit(Command::Answer(jsonrpc::response_line(&id, &outcome)));
         });
     if let Err(e) = spawned {
+        shared.asks.end(&ask_id);
         shared
             .counters
             .handlers_running
             .fetch_sub(1, Ordering::AcqRel);
         log::error!("[{}] cannot start a handler thread: {e}", shared.name);
+        let outcome = Err(RpcError {
+            code: jsonrpc::INTERNAL_ERROR,
+            message: "client cannot start a handler thread".into(),
+            data: None,
+        });
+        answer(jsonrpc::response_line(&ask_id, &outcome));
     }
 }
 

@@ -17,10 +17,12 @@
 //! | `process.rs` | spawning, the environment policy, the stderr tail, the kill ladder |
 //! | `watchdog.rs` | the process that kills registered process groups when the host dies |
 //! | `sys.rs` | the few system calls made directly (`poll`, `eventfd`, `pidfd_open`, ...) |
+//! | `http/` | sessions over HTTP: Streamable HTTP (both generations) and HTTP+SSE |
 
 mod call;
 mod handle;
 mod handshake;
+pub(crate) mod http;
 mod inbound;
 mod listen;
 mod options;

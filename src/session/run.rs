@@ -5,6 +5,7 @@
 //! against its schema. Every step shares the call's deadline and cancel handle.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Phase};
 use crate::handler;
 use crate::protocol::{
-    kind_of, Call, CallToolResult, LogLevel, ResultType, Task, TaskStatus, TaskSupport, Tool,
+    self, kind_of, Call, CallToolResult, LogLevel, ResultType, Task, TaskStatus, TaskSupport, Tool,
     ToolIndex, META_LOG_LEVEL,
 };
 
@@ -159,24 +160,16 @@ impl Session {
         }
     }
 
-    /// One request, sent once.
+    /// One request (sent again once, under a new id, when the server refused the
+    /// protocol version it carried but lists it as supported: a replica behind a load
+    /// balancer that had not caught up, or a server that rejects a client's first request).
     fn once(
         &self,
         method: &str,
         params: Option<&Value>,
         ctx: &mut Ctx<'_, '_, '_>,
     ) -> Result<Value, Error> {
-        let shared = self.shared();
-        let progress = ctx.progress.as_deref_mut();
-        let sent = call::send(
-            shared,
-            method,
-            params,
-            ctx.meta.as_ref(),
-            progress.is_some(),
-            true,
-        )?;
-        call::wait(shared, sent, ctx.deadline, progress, ctx.cancel)
+        self.send_wait(method, params, ctx, true)
     }
 
     /// A request of the library's own on the caller's behalf (a task poll, a tool listing):
@@ -187,9 +180,56 @@ impl Session {
         params: Option<&Value>,
         ctx: &mut Ctx<'_, '_, '_>,
     ) -> Result<Value, Error> {
+        self.send_wait(method, params, ctx, false)
+    }
+
+    fn send_wait(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        ctx: &mut Ctx<'_, '_, '_>,
+        counted: bool,
+    ) -> Result<Value, Error> {
         let shared = self.shared();
-        let sent = call::send(shared, method, params, ctx.meta.as_ref(), false, false)?;
-        call::wait(shared, sent, ctx.deadline, None, ctx.cancel)
+        let wants_progress = counted;
+        let mut counted = counted;
+        let mut resent = false;
+        loop {
+            let progress = if wants_progress {
+                ctx.progress.as_deref_mut()
+            } else {
+                None
+            };
+            let sent = call::send(
+                shared,
+                method,
+                params,
+                ctx.meta.as_ref(),
+                progress.is_some(),
+                counted,
+            )?;
+            let outcome = call::wait(shared, sent, ctx.deadline, progress, ctx.cancel);
+            match outcome {
+                Err(Error::Server {
+                    code: protocol::UNSUPPORTED_VERSION,
+                    ref data,
+                    ..
+                }) if !resent
+                    && shared.generation() == Some(Generation::PerRequest)
+                    && protocol::supported_versions(data.as_ref())
+                        .iter()
+                        .any(|v| v == protocol::PER_REQUEST_VERSION) =>
+                {
+                    log::debug!(
+                        "[{}] `{method}` refused the protocol version it lists as supported; sending it again",
+                        shared.name
+                    );
+                    resent = true;
+                    counted = false;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Sends a request and follows it to its final result: answers input requests (multi
@@ -453,9 +493,22 @@ impl Session {
         self.shared().tools.lock().as_ref().map(|(i, _)| i.clone())
     }
 
-    /// Keeps what a tool list says (safety, task support, output validators).
-    pub(crate) fn index_tools(&self, tools: &[Tool], epoch: u64) -> Arc<ToolIndex> {
-        let index = Arc::new(ToolIndex::new(tools, self.shared().validate_output));
+    /// Keeps what a tool list says (safety, task support, output validators, the
+    /// arguments mirrored into headers). Over HTTP, first drops the tools whose
+    /// `x-mcp-header` marks are invalid (the specification requires it), with a warning.
+    pub(crate) fn index_tools(&self, tools: &mut Vec<Tool>, epoch: u64) -> Arc<ToolIndex> {
+        let shared = self.shared();
+        let http = shared.http.get().is_some();
+        if http {
+            tools.retain(|t| match protocol::header_params(&t.input_schema) {
+                Ok(_) => true,
+                Err(why) => {
+                    log::warn!("[{}] tool `{}` left out: {why}", shared.name, t.name);
+                    false
+                }
+            });
+        }
+        let index = Arc::new(ToolIndex::new(tools, shared.validate_output, http));
         *self.shared().tools.lock() = Some((index.clone(), epoch));
         index
     }
@@ -497,8 +550,8 @@ impl Session {
             meta: ctx.meta.clone(),
         };
         match self.list_all_tools(&mut listing) {
-            Ok(tools) => {
-                self.index_tools(&tools, epoch);
+            Ok(mut tools) => {
+                self.index_tools(&mut tools, epoch);
             }
             Err(e) => log::debug!("[{}] cannot list tools to learn `{tool}`: {e}", shared.name),
         }
@@ -644,6 +697,16 @@ fn answer_input(
     ctx: &Ctx<'_, '_, '_>,
 ) -> Result<Map<String, Value>, Error> {
     let (tx, rx) = unbounded();
+    // Raised when the call stops waiting for the answers (error, deadline, cancel): the
+    // handlers still running see it through `ServerRequest::is_cancelled`.
+    let stop = Arc::new(AtomicBool::new(false));
+    struct Raise(Arc<AtomicBool>);
+    impl Drop for Raise {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let _raise = Raise(stop.clone());
     for (key, request) in requests {
         let method = request
             .get("method")
@@ -652,10 +715,18 @@ fn answer_input(
             .to_owned();
         let params = request.get("params").cloned().unwrap_or_else(|| json!({}));
         let (tx, key, shared) = (tx.clone(), key.clone(), shared.clone());
+        let over = stop.clone();
         let spawned = thread::Builder::new()
             .name(format!("mcp-handler-{}", shared.name))
             .spawn(move || {
-                let answer = handler::answer(&*shared.handler, shared.support, &method, &params);
+                let answer = handler::answer_parts(
+                    &*shared.handler,
+                    shared.support,
+                    &shared.name,
+                    &method,
+                    &params,
+                    &over,
+                );
                 let _ = tx.send((key, method, answer));
             });
         if let Err(e) = spawned {
@@ -663,14 +734,17 @@ fn answer_input(
         }
     }
     drop(tx);
-    let cancel_rx = {
-        let (ctx_tx, ctx_rx) = bounded::<()>(1);
-        let guard = ctx.cancel.map(|c| {
-            c.on_cancel(move || {
+    // Without a cancel handle, a channel that never fires (a dropped sender would make
+    // the `select!` below see a disconnected channel at once).
+    let cancel_rx = match ctx.cancel {
+        Some(c) => {
+            let (ctx_tx, ctx_rx) = bounded::<()>(1);
+            let guard = c.on_cancel(move || {
                 let _ = ctx_tx.try_send(());
-            })
-        });
-        (ctx_rx, guard)
+            });
+            (ctx_rx, Some(guard))
+        }
+        None => (crossbeam_channel::never(), None),
     };
     let mut responses = Map::new();
     for _ in 0..requests.len() {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Generation, ServerConfig};
 use crate::error::{CloseReason, Error};
-use crate::handler::{ClientHandler, HandlerSupport};
+use crate::handler::{Asks, ClientHandler, HandlerSupport};
 use crate::protocol::{LogLevel, ServerDetails, Task, ToolIndex};
 
 use super::inbound::Lines;
@@ -151,6 +151,8 @@ pub(crate) struct Shared {
     pub max_message_size: usize,
     pub handler: Arc<dyn ClientHandler>,
     pub support: HandlerSupport,
+    /// The server's requests the handler is answering (for the server's cancels).
+    pub asks: Asks,
     pub lifecycle: Lifecycle,
     pub table: Mutex<Table>,
     /// The server's output. Locked only by the holder of the read token.
@@ -162,6 +164,8 @@ pub(crate) struct Shared {
     /// The worker is about to sleep, or sleeps: ring the doorbell after sending it work.
     pub parked: AtomicBool,
     pub commands: Sender<Command>,
+    /// The HTTP side, for a session over HTTP (set before its worker starts).
+    pub http: OnceLock<Arc<super::http::Link>>,
     pub details: OnceLock<ServerDetails>,
     /// The `_meta` envelope of the per-request generation; unset in the handshake one.
     pub envelope: OnceLock<Map<String, Value>>,
@@ -216,6 +220,7 @@ impl Shared {
             max_message_size: config.max_message_size,
             handler: config.handler.clone(),
             support: config.handler.supports(),
+            asks: Asks::default(),
             lifecycle: Lifecycle::new(),
             table: Mutex::new(Table::new()),
             lines: Mutex::new(Lines::new(None, config.max_message_size)),
@@ -223,6 +228,7 @@ impl Shared {
             doorbell: Bell::new()?,
             parked: AtomicBool::new(false),
             commands,
+            http: OnceLock::new(),
             details: OnceLock::new(),
             envelope: OnceLock::new(),
             next_id: AtomicU64::new(FIRST_CALLER_ID),
@@ -316,7 +322,21 @@ impl Shared {
     /// the callers and shuts the server down.
     pub(crate) fn end(&self, reason: CloseReason) {
         self.lifecycle.ending(reason);
+        if let Some(link) = self.http.get() {
+            // Callers blocked reading HTTP replies stop now.
+            link.shut();
+        }
         self.nudge_worker();
+    }
+
+    /// Closes the session for this reason: calls in flight fail at once. (Over HTTP the
+    /// session is marked ending first, so callers blocked on a reply stop now rather than
+    /// when the worker gets to the command.)
+    pub(crate) fn close(&self, reason: CloseReason) {
+        if self.http.get().is_some() {
+            self.end(reason.clone());
+        }
+        self.submit(Command::Close(reason));
     }
 
     /// The error for a call that finds the session closed.

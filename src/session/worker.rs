@@ -79,7 +79,7 @@ pub(crate) enum Report {
 
 impl Report {
     /// Tells the outcome; `false` when nobody takes the session.
-    fn tell(self, shared: &Arc<Shared>, outcome: Result<(), Error>) -> bool {
+    pub(crate) fn tell(self, shared: &Arc<Shared>, outcome: Result<(), Error>) -> bool {
         match self {
             Report::Wait(tx) => tx.send(outcome).is_ok(),
             Report::Call(f) => {
@@ -107,6 +107,13 @@ pub(crate) fn launch(
         Shared::new(&config, commands, finished)
             .map_err(|e| Error::spawn(format!("the session of `{name}` (eventfd)"), e))?,
     );
+    if let Some(http) = &config.http {
+        let link =
+            super::http::Link::new(&name, http, config.max_message_size, &config.client_name)?;
+        let _ = shared.http.set(Arc::new(link));
+        // Callers read their own replies: nobody takes the stdio read token.
+        shared.table.lock().force();
+    }
     let for_worker = shared.clone();
     // The handle is stored before the worker can finish, so `join` always finds it.
     let mut slot = shared.worker.lock();
@@ -115,7 +122,12 @@ pub(crate) fn launch(
         .spawn(move || {
             let _finished = finished_tx;
             let shared = for_worker.clone();
-            run(config, connect, for_worker, command_rx, report);
+            if shared.http.get().is_some() {
+                drop(connect);
+                super::http::serve(config, for_worker, command_rx, report);
+            } else {
+                run(config, connect, for_worker, command_rx, report);
+            }
             shared.worker_done();
         })
         .map_err(|e| Error::spawn(format!("worker thread for `{name}`"), e))?;
