@@ -674,7 +674,10 @@ mod tests {
             assert_eq!(text(mcp_error_code_name(i as c_int)), format!("{code:?}"));
         }
         assert_eq!(text(mcp_error_code_name(-1)), "MCP_UNKNOWN_CODE");
-        assert_eq!(text(mcp_error_code_name(22)), "MCP_UNKNOWN_CODE");
+        assert_eq!(
+            text(mcp_error_code_name(mcp_status::ALL.len() as c_int)),
+            "MCP_UNKNOWN_CODE"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+
 const FAKE: &str = env!("CARGO_BIN_EXE_mcp-fake-server");
 
 /// The example binary, built once per test run.
@@ -398,6 +400,13 @@ fn not_running(pid: u32) -> bool {
     }
 }
 
+/// The fake server a host runs, once it has started.
+fn server_of(host: u32) -> Option<u32> {
+    children_of(host)
+        .into_iter()
+        .find(|&pid| common::runs(pid, "mcp-fake-server"))
+}
+
 #[test]
 fn servers_die_with_a_host_that_is_killed() {
     // The host (the example) is SIGKILLed mid-call, so nothing of ours runs to clean up,
@@ -417,8 +426,9 @@ fn servers_die_with_a_host_that_is_killed() {
         .spawn()
         .unwrap();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // (The host's other child is the library's watchdog.)
     let server = loop {
-        if let Some(&pid) = children_of(host.id()).first() {
+        if let Some(pid) = server_of(host.id()) {
             break pid;
         }
         assert!(
@@ -439,4 +449,64 @@ fn servers_die_with_a_host_that_is_killed() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+#[test]
+fn a_killed_hosts_servers_take_their_process_groups_with_them() {
+    // The host is SIGKILLed mid-call; its server has a child of its own, in the server's
+    // process group, which nothing of the host's ever sees. The library's watchdog kills
+    // the whole group when the host dies.
+    let dir = TempDir::new();
+    let config = json!({"mcpServers": {
+        "parent": {"command": FAKE, "args": ["--spawn-grandchild"]},
+    }});
+    dir.write("mcp.json", &config.to_string());
+    let mut host = Command::new(example())
+        .args(["parent", "call", "hang"])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = common::wait_for(Duration::from_secs(10), || server_of(host.id()));
+    let Some(server) = server else {
+        let _ = host.kill();
+        let _ = host.wait();
+        panic!("the server never started");
+    };
+    let grandchild = common::wait_for(Duration::from_secs(5), || {
+        children_of(server)
+            .into_iter()
+            .find(|&pid| common::runs(pid, "sleep"))
+    });
+    // Whatever happens, nothing is left running.
+    let _kill = common::KillOnDrop(grandchild.into_iter().chain([server]).collect());
+    let grandchild = grandchild.expect("the grandchild started");
+    assert_eq!(
+        common::pgid_of(grandchild),
+        Some(server),
+        "in the server's group"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!not_running(server) && !not_running(grandchild));
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let gone = common::wait_for(Duration::from_secs(5), || {
+        (not_running(server) && not_running(grandchild)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "outlived the host: server {server} {}, grandchild {grandchild} {}",
+        if not_running(server) {
+            "gone"
+        } else {
+            "running"
+        },
+        if not_running(grandchild) {
+            "gone"
+        } else {
+            "running"
+        },
+    );
 }

@@ -3,10 +3,13 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{assert_clean, fake, group_members, process_exists, serial, snapshot};
-use mcp_pool::{CallOptions, CloseReason, Error, Phase, ServerConfig, Session};
+use common::{assert_clean, fake, group_members, process_exists, serial, snapshot, Clean};
+use mcp_pool::{
+    CallOptions, CancelHandle, CloseReason, Error, Generation, Phase, ServerConfig, Session,
+};
 use serde_json::json;
 
 #[test]
@@ -66,8 +69,7 @@ fn crash_mid_call_fails_the_call_with_exit_code_and_stderr() {
 
 #[test]
 fn a_signal_is_named() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let err = s.call_tool("kill_self", json!({"signal": 9})).unwrap_err();
     assert!(
@@ -82,25 +84,21 @@ fn a_signal_is_named() {
     );
     assert!(err.to_string().contains("signal 9"), "{err}");
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_garbage_line_is_counted_not_fatal() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--banner"])).unwrap();
     let r = s.call_tool("garbage", json!({})).unwrap();
     assert_eq!(r.text(), "ok");
     assert_eq!(s.invalid_lines(), 2, "the banner and the garbage line");
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn crlf_and_bom_are_tolerated() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--crlf", "--bom"])).unwrap();
     assert_eq!(
         s.call_tool("echo", json!({"text": "a"})).unwrap().text(),
@@ -108,13 +106,11 @@ fn crlf_and_bom_are_tolerated() {
     );
     assert_eq!(s.invalid_lines(), 0);
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn an_oversize_answer_is_a_typed_error_and_the_session_goes_on() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[]).max_message_size(1 << 20)).unwrap();
     // Under the cap is fine.
     let r = s.call_tool("oversize", json!({"bytes": 500_000})).unwrap();
@@ -139,13 +135,11 @@ fn an_oversize_answer_is_a_typed_error_and_the_session_goes_on() {
         "after"
     );
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_stderr_flood_neither_blocks_nor_grows_the_tail() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--stderr-at-start", "1000000"])).unwrap();
     let r = s
         .call_tool("stderr_flood", json!({"bytes": 8_000_000}))
@@ -163,13 +157,11 @@ fn a_stderr_flood_neither_blocks_nor_grows_the_tail() {
         tail.len()
     );
     assert!(tail.lines().count() <= 64);
-    assert_clean(&before);
 }
 
 #[test]
 fn a_slow_start_within_the_timeout_works() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--slow-start-ms", "600"])).unwrap();
     assert!(s.handshake_time() >= Duration::from_millis(600));
     assert_eq!(
@@ -177,7 +169,6 @@ fn a_slow_start_within_the_timeout_works() {
         "x"
     );
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
@@ -222,8 +213,7 @@ fn a_start_past_the_timeout_fails_and_leaves_nothing() {
 
 #[test]
 fn exit_during_handshake_names_the_code_and_stderr() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let err = Session::start(fake(&["--exit-during-handshake", "4"])).unwrap_err();
     match &err {
         Error::Handshake {
@@ -235,13 +225,11 @@ fn exit_during_handshake_names_the_code_and_stderr() {
         }
         other => panic!("{other}"),
     }
-    assert_clean(&before);
 }
 
 #[test]
 fn a_command_that_does_not_exist_is_a_spawn_error() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let err = Session::start(ServerConfig::new("ghost", "/no/such/mcp-server")).unwrap_err();
     match &err {
         Error::Spawn { command, error } => {
@@ -252,13 +240,11 @@ fn a_command_that_does_not_exist_is_a_spawn_error() {
     }
     let err = Session::start(ServerConfig::new("bad", "")).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
-    assert_clean(&before);
 }
 
 #[test]
 fn wrong_and_duplicate_ids_are_dropped() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     assert_eq!(s.call_tool("wrong_id", json!({})).unwrap().text(), "ok");
     assert_eq!(s.unmatched_responses(), 1);
@@ -269,13 +255,11 @@ fn wrong_and_duplicate_ids_are_dropped() {
     );
     assert_eq!(s.unmatched_responses(), 2);
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn closed_stdout_ends_the_session() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let err = s.call_tool("exit_stdout", json!({})).unwrap_err();
     assert!(
@@ -289,13 +273,11 @@ fn closed_stdout_ends_the_session() {
         "{err}"
     );
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn close_fails_calls_in_flight_at_once() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let waiting = {
         let s = s.clone();
@@ -330,13 +312,11 @@ fn close_fails_calls_in_flight_at_once() {
         ),
         "{err}"
     );
-    assert_clean(&before);
 }
 
 #[test]
 fn the_kill_ladder_ends_a_server_that_ignores_eof_and_sigterm() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(
         fake(&["--ignore-stdin-eof", "--ignore-sigterm"]).close_grace(Duration::from_millis(200)),
     )
@@ -351,13 +331,11 @@ fn the_kill_ladder_ends_a_server_that_ignores_eof_and_sigterm() {
     );
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(!process_exists(pid));
-    assert_clean(&before);
 }
 
 #[test]
 fn the_whole_process_group_goes() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--spawn-grandchild"])).unwrap();
     let pid = s.pid().unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -368,7 +346,6 @@ fn the_whole_process_group_goes() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(group_members(pid), Vec::<u32>::new());
-    assert_clean(&before);
 }
 
 #[test]
@@ -396,8 +373,7 @@ fn dropping_the_last_handle_closes_in_the_background() {
 
 #[test]
 fn a_call_ends_within_its_deadline_even_when_the_server_hangs() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     for ms in [50u64, 120, 300] {
         let start = Instant::now();
@@ -416,13 +392,11 @@ fn a_call_ends_within_its_deadline_even_when_the_server_hangs() {
         );
     }
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_server_that_stops_reading_cannot_wedge_the_session() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[]).close_grace(Duration::from_millis(200))).unwrap();
     let pid = s.pid().unwrap();
     let short = || CallOptions::new().timeout(Duration::from_millis(300));
@@ -448,13 +422,197 @@ fn a_server_that_stops_reading_cannot_wedge_the_session() {
         start.elapsed()
     );
     assert!(!process_exists(pid));
-    assert_clean(&before);
+}
+
+#[test]
+fn a_request_written_but_for_its_newline_counts_as_sent() {
+    let _clean = Clean::new();
+    let record = common::temp_path("newline.jsonl");
+    let s = Session::start(
+        fake(&["--record", record.to_str().unwrap()])
+            .generation(Generation::Handshake)
+            // Time for the server to read what it was sent once its loop is free again.
+            .close_grace(Duration::from_secs(3)),
+    )
+    .unwrap();
+    let pid = s.pid().unwrap();
+    let ran = |tool: &str| {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!(r#"{{"tool":"{tool}""#)))
+            .count()
+    };
+    let (blocked, counted) = std::thread::scope(|scope| {
+        // Request 100 holds the server's loop: its stdin pipe fills and stays as it is.
+        // (A timed-out call would queue a cancel in the pipe, and the kernel would then
+        // not fill the pipe to the byte.)
+        let blocked = scope.spawn(|| {
+            s.call_tool_with(
+                "block",
+                json!({"ms": 1500}),
+                CallOptions::new().timeout(Duration::from_secs(10)),
+            )
+        });
+        common::wait_for(Duration::from_secs(5), || (ran("block") == 1).then_some(()))
+            .expect("block runs");
+        let (capacity, queued) = common::pipe_fill(pid, 0);
+        assert_eq!(queued, 0, "the server read everything before blocking");
+        // Request 101 is one byte longer than the pipe holds: all of it is written but its
+        // newline.
+        let base = json!({"jsonrpc": "2.0", "id": 101, "method": "tools/call",
+            "params": {"name": "count", "arguments": {"pad": ""}}});
+        let pad = capacity + 1 - (serde_json::to_string(&base).unwrap().len() + 1);
+        let args = json!({ "pad": "x".repeat(pad) });
+        let counted = scope.spawn(|| {
+            s.call_tool_with(
+                "count",
+                args,
+                CallOptions::new().timeout(Duration::from_secs(10)),
+            )
+        });
+        common::wait_for(Duration::from_secs(5), || {
+            (common::pipe_fill(pid, 0).1 == capacity).then_some(())
+        })
+        .expect("the pipe fills up");
+        s.close();
+        (blocked.join().unwrap(), counted.join().unwrap())
+    });
+    for r in [&blocked, &counted] {
+        assert!(
+            matches!(
+                r,
+                Err(Error::OutcomeUnknown {
+                    reason: CloseReason::Closed,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    // Not "never written": at the end of its input the server ran the unterminated line.
+    assert_eq!(ran("count"), 1);
+    let _ = std::fs::remove_file(&record);
+}
+
+/// Runs `during` while sampling this process's resident size every 10 ms; returns its
+/// result and the largest growth seen, in MiB.
+fn peak_growth_mib<T>(during: impl FnOnce() -> T) -> (T, u64) {
+    // Stops the sampler however `during` ends.
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let before = common::rss_kib();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = before;
+            while !done.load(Ordering::Acquire) {
+                peak = peak.max(common::rss_kib());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak.max(common::rss_kib())
+        });
+        let result = {
+            let _done = Done(&done);
+            during()
+        };
+        let peak = sampler.join().unwrap();
+        (result, peak.saturating_sub(before) / 1024)
+    })
+}
+
+#[test]
+fn a_flood_of_huge_server_requests_keeps_client_memory_bounded() {
+    let _clean = Clean::new();
+    // The handshake generation, where the client answers a server's requests.
+    let s = Session::start(
+        fake(&[])
+            .generation(Generation::Handshake)
+            .close_grace(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let pid = s.pid().unwrap();
+    // 1500 requests with 64 KiB ids and 64 KiB method names (190 MiB), none of whose
+    // answers the server reads. Answers that echoed them would be as big.
+    let (count, id_bytes, method_bytes) = (1500u64, 65536u64, 65536u64);
+    let flood = count
+        * (id_bytes + method_bytes + r#"{"jsonrpc":"2.0","id":"","method":""}"#.len() as u64 + 1);
+    let written_before = common::bytes_written_by(pid);
+    let cancel = CancelHandle::new();
+    let (result, growth_mib) = peak_growth_mib(|| {
+        std::thread::scope(|scope| {
+            let call = scope.spawn(|| {
+                s.call_tool_with(
+                    "flood_requests",
+                    json!({"count": count, "id_bytes": id_bytes, "method_bytes": method_bytes}),
+                    CallOptions::new()
+                        .timeout(Duration::from_secs(60))
+                        .cancel_with(&cancel),
+                )
+            });
+            // Until the client has read the whole flood: all of it written, none left in
+            // the pipe.
+            let read = common::wait_for(Duration::from_secs(40), || {
+                let written = common::bytes_written_by(pid) - written_before;
+                (written >= flood && common::pipe_fill(pid, 1).1 == 0).then_some(())
+            });
+            cancel.cancel();
+            assert!(read.is_some(), "the flood was not read in 40 s");
+            call.join().unwrap()
+        })
+    });
+    // (Before the fix the client grew by 375 MiB on a flood of 3000.)
+    assert!(growth_mib < 64, "the client grew by {growth_mib} MiB");
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    s.close();
+}
+
+#[test]
+fn a_server_that_does_not_read_its_answers_is_a_broken_session() {
+    let _clean = Clean::new();
+    let s = Session::start(
+        fake(&[])
+            .generation(Generation::Handshake)
+            .close_grace(Duration::from_millis(200)),
+    )
+    .unwrap();
+    // 40000 requests whose answers echo their 1000-byte ids: over 32 MiB of answers the
+    // server never reads, more than the client's write queue holds.
+    let (result, growth_mib) = peak_growth_mib(|| {
+        let start = Instant::now();
+        let r = s.call_tool_with(
+            "flood_requests",
+            json!({"count": 40_000, "id_bytes": 1000, "method_bytes": 10}),
+            CallOptions::new().timeout(Duration::from_secs(30)),
+        );
+        (r, start.elapsed())
+    });
+    let (result, took) = result;
+    let err = result.unwrap_err();
+    match &err {
+        Error::OutcomeUnknown {
+            reason: CloseReason::Broken(why),
+            ..
+        } => assert!(why.contains("stopped reading"), "{why}"),
+        other => panic!("{other}"),
+    }
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    // The write queue's bound (32 MiB), and no more.
+    assert!(growth_mib < 100, "the client grew by {growth_mib} MiB");
+    assert!(!s.is_alive());
+    let err = s.call_tool("echo", json!({"text": "x"})).unwrap_err();
+    assert!(matches!(err, Error::SessionClosed { .. }), "{err}");
+    s.close();
 }
 
 #[test]
 fn a_late_response_after_a_timeout_is_dropped() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let err = s
         .call_tool_with(
@@ -472,5 +630,4 @@ fn a_late_response_after_a_timeout_is_dropped() {
         "mine"
     );
     s.close();
-    assert_clean(&before);
 }

@@ -6,9 +6,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{assert_clean, fake, process_exists, serial, snapshot};
+use common::{assert_clean, fake, process_exists, serial, snapshot, Clean, KillOnDrop};
 use mcp_pool::{
-    BatchOptions, CallOptions, Error, Pool, PoolSettings, RetryPolicy, ServerConfig, ToolCall,
+    BatchOptions, CallOptions, CloseReason, Error, Generation, Phase, Pool, PoolSettings,
+    RetryPolicy, ServerConfig, ToolCall,
 };
 use serde_json::{json, Value};
 
@@ -44,8 +45,7 @@ fn executed(path: &PathBuf, tool: &str) -> Vec<Value> {
 
 #[test]
 fn sessions_are_reused_and_stats_are_exact() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
     // `count` counts per process: 1..=10 proves one process served every call.
     for i in 1..=10 {
@@ -62,7 +62,6 @@ fn sessions_are_reused_and_stats_are_exact() {
     assert_eq!(json["servers"]["fake"]["hits"], 9);
     pool.close();
     assert_eq!(pool.live_children(), 0);
-    assert_clean(&before);
 }
 
 #[test]
@@ -103,8 +102,7 @@ fn unknown_servers_bad_settings_and_a_closed_pool_are_typed_errors() {
 
 #[test]
 fn a_crashed_session_is_replaced_on_next_use() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
     assert_eq!(text(&pool, "fake", "count", json!({})), "1");
     let err = pool
@@ -121,7 +119,6 @@ fn a_crashed_session_is_replaced_on_next_use() {
     assert_eq!((s.crashes, s.spawns, s.retries), (1, 2, 0));
     assert_eq!(s.errors.get("outcome_unknown"), Some(&1));
     pool.close();
-    assert_clean(&before);
 }
 
 /// A slow call whose server is killed under it.
@@ -137,8 +134,7 @@ fn interrupted(pool: &Pool, tool: &str) -> Result<mcp_pool::CallToolResult, Erro
 
 #[test]
 fn a_call_that_may_have_run_is_not_retried() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let record = record_file("not-retried");
     let pool = pool_of(vec![(
         fake(&["--record", record.to_str().unwrap()]),
@@ -150,13 +146,11 @@ fn a_call_that_may_have_run_is_not_retried() {
     assert_eq!(pool.stats().servers["fake"].retries, 0);
     pool.close();
     let _ = std::fs::remove_file(&record);
-    assert_clean(&before);
 }
 
 #[test]
 fn a_read_only_call_is_retried_on_a_fresh_session() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let record = record_file("retried");
     let pool = pool_of(vec![(
         fake(&["--record", record.to_str().unwrap()]),
@@ -174,13 +168,11 @@ fn a_read_only_call_is_retried_on_a_fresh_session() {
     assert_eq!((s.retries, s.crashes), (1, 1));
     pool.close();
     let _ = std::fs::remove_file(&record);
-    assert_clean(&before);
 }
 
 #[test]
 fn the_retry_policy_is_configurable() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let record = record_file("policy");
     let args = ["--record", record.to_str().unwrap()];
     let never = pool_of(vec![(
@@ -205,13 +197,242 @@ fn the_retry_policy_is_configurable() {
     );
     always.close();
     let _ = std::fs::remove_file(&record);
-    assert_clean(&before);
+}
+
+/// The `sleep 1000` helper a fake server started (`--spawn-grandchild`,
+/// `--grandchild-holds-stdout`, `--daemon`), while the server runs.
+fn helper_of(server: u32) -> Option<u32> {
+    common::children_of(server)
+        .into_iter()
+        .find(|&pid| common::runs(pid, "sleep"))
+}
+
+/// [`interrupted`] with a `slow_write` (never retried), timed: the error, how long after
+/// the kill it came, and the stats when it did.
+fn killed_under_a_call(pool: &Pool) -> (Error, Duration, mcp_pool::ServerStats) {
+    let pid = pool.session("fake").unwrap().pid().unwrap();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| {
+            let r = pool.call_tool("fake", "slow_write", json!({"ms": 3000}));
+            (
+                r,
+                Instant::now(),
+                pool.stats().server("fake").unwrap().clone(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        let killed = Instant::now();
+        signal(pid, "-KILL");
+        let (r, at, stats) = slow.join().unwrap();
+        (r.unwrap_err(), at.saturating_duration_since(killed), stats)
+    })
+}
+
+#[test]
+fn a_crash_is_reported_before_any_replacement_starts() {
+    let _clean = Clean::new();
+    for args in [&[][..], &["--slow-start-ms", "1000"]] {
+        let pool = pool_of(vec![(fake(args), PoolSettings::new())]);
+        let (err, after, s) = killed_under_a_call(&pool);
+        assert!(
+            matches!(
+                err,
+                Error::OutcomeUnknown {
+                    reason: CloseReason::Signaled(9),
+                    ..
+                }
+            ),
+            "{args:?}: {err}"
+        );
+        // Not retried, and nothing started to decide that.
+        assert_eq!(
+            (s.spawns, s.starting_sessions, s.retries),
+            (1, 0, 0),
+            "{args:?}: {s:?}"
+        );
+        // Far less than the replacement's 1 s start.
+        assert!(
+            after < Duration::from_millis(700),
+            "{args:?}: {after:?} after the kill"
+        );
+        // The next call starts the replacement.
+        assert_eq!(text(&pool, "fake", "count", json!({})), "1");
+        assert_eq!(pool.stats().server("fake").unwrap().spawns, 2);
+        pool.close();
+    }
+}
+
+#[test]
+fn a_crash_is_seen_at_once_while_a_grandchild_holds_the_servers_output() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&["--grandchild-holds-stdout"]),
+        PoolSettings::new(),
+    )]);
+    let session = pool.session("fake").unwrap();
+    let pid = session.pid().unwrap();
+    let grandchild = common::wait_for(Duration::from_secs(2), || helper_of(pid))
+        .expect("the grandchild started");
+    let _kill = KillOnDrop(vec![grandchild]);
+    assert!(!common::not_running(grandchild));
+    // The server exits; its output stays open (the grandchild has it): no end of output.
+    let start = Instant::now();
+    let err = pool
+        .call_tool_with(
+            "fake",
+            "crash",
+            json!({"code": 5}),
+            CallOptions::new().timeout(Duration::from_secs(5)),
+        )
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::OutcomeUnknown {
+                reason: CloseReason::Exited(5),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("exited with code 5"), "{err}");
+    assert!(took < Duration::from_secs(2), "seen after {took:?}");
+    // The rest of its process group goes with it.
+    common::wait_for(Duration::from_secs(5), || {
+        common::not_running(grandchild).then_some(())
+    })
+    .expect("the grandchild was killed");
+    assert_eq!(
+        text(&pool, "fake", "count", json!({})),
+        "1",
+        "a new process"
+    );
+    assert_ne!(pool.session("fake").unwrap().pid(), Some(pid));
+    let s = pool.stats().server("fake").unwrap().clone();
+    assert_eq!((s.crashes, s.spawns, s.retries), (1, 2, 0), "{s:?}");
+    drop(session);
+    pool.close();
+}
+
+/// The line of request `id` calling `tool` with `arguments`, newline included, in bytes
+/// (as the session writes it in the handshake generation: no `_meta` envelope).
+fn request_line_len(id: u64, tool: &str, arguments: &Value) -> usize {
+    let line = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments}});
+    serde_json::to_string(&line).unwrap().len() + 1
+}
+
+/// Arguments `{"pad": "xx…"}` that make request `id`'s line for `tool` exactly `len` bytes.
+fn padded_to(id: u64, tool: &str, len: usize) -> Value {
+    let pad = len - request_line_len(id, tool, &json!({"pad": ""}));
+    let args = json!({ "pad": "x".repeat(pad) });
+    assert_eq!(request_line_len(id, tool, &args), len);
+    args
+}
+
+#[test]
+fn a_request_written_but_for_its_newline_is_never_retried() {
+    let _clean = Clean::new();
+    let record = record_file("newline");
+    let pool = pool_of(vec![(
+        fake(&["--record", record.to_str().unwrap()])
+            .generation(Generation::Handshake)
+            // Time for the server to read what it was sent once its loop is free again.
+            .close_grace(Duration::from_secs(3)),
+        PoolSettings::new(),
+    )]);
+    let session = pool.session("fake").unwrap();
+    let pid = session.pid().unwrap();
+    let (blocked, counted) = std::thread::scope(|scope| {
+        let pool = &pool;
+        // Ids from 100: the tool list the pool fetches to learn annotations, `block`, `count`.
+        let blocked = scope.spawn(|| {
+            pool.call_tool_with(
+                "fake",
+                "block",
+                json!({"ms": 1500}),
+                CallOptions::new().timeout(Duration::from_secs(10)),
+            )
+        });
+        // The server's loop is held: its stdin pipe fills and stays as it is.
+        common::wait_for(Duration::from_secs(5), || {
+            (executed(&record, "block").len() == 1).then_some(())
+        })
+        .expect("block runs");
+        let (capacity, queued) = common::pipe_fill(pid, 0);
+        assert_eq!(queued, 0, "the server read everything before blocking");
+        // `count`'s line is one byte longer than the pipe's room: all of it is written but
+        // its newline. The server can still run it: at end of input, an unterminated last
+        // line is parsed too.
+        let args = padded_to(102, "count", capacity - queued + 1);
+        let counted = scope.spawn(move || {
+            pool.call_tool_with(
+                "fake",
+                "count",
+                args,
+                CallOptions::new().timeout(Duration::from_secs(10)),
+            )
+        });
+        common::wait_for(Duration::from_secs(5), || {
+            (common::pipe_fill(pid, 0).1 == capacity).then_some(())
+        })
+        .expect("the pipe fills up");
+        session.close();
+        (blocked.join().unwrap(), counted.join().unwrap())
+    });
+    let closed = |r: &Result<mcp_pool::CallToolResult, Error>| {
+        matches!(
+            r,
+            Err(Error::OutcomeUnknown {
+                reason: CloseReason::Closed,
+                ..
+            })
+        )
+    };
+    assert!(closed(&blocked), "{blocked:?}");
+    // Its first byte reached the server: it may have run, so it is not repeated.
+    assert!(closed(&counted), "{counted:?}");
+    let runs = executed(&record, "count");
+    assert!(runs.len() <= 1, "count ran {} times: {runs:?}", runs.len());
+    assert!(runs.iter().all(|r| r["pid"] == pid), "{runs:?}");
+    let s = pool.stats().server("fake").unwrap().clone();
+    assert_eq!((s.retries, s.spawns), (0, 1), "{s:?}");
+    pool.close();
+    let _ = std::fs::remove_file(&record);
+}
+
+#[test]
+fn an_oversize_answer_is_too_large_and_neither_retried_nor_respawned() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&[]).max_message_size(1 << 20),
+        PoolSettings::new(),
+    )]);
+    assert_eq!(text(&pool, "fake", "count", json!({})), "1");
+    // `blob` is read-only, so a retry would be allowed: the size limit is not a reason.
+    let err = pool
+        .call_tool("fake", "blob", json!({"bytes": 2_000_000}))
+        .unwrap_err();
+    match &err {
+        Error::TooLarge { limit, size } => {
+            assert_eq!(*limit, 1_048_576);
+            assert!(*size > 2_000_000, "{size}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("1048576"), "{err}");
+    // The same process serves the next call.
+    assert_eq!(text(&pool, "fake", "count", json!({})), "2");
+    let s = pool.stats().server("fake").unwrap().clone();
+    assert_eq!((s.retries, s.spawns, s.crashes), (0, 1, 0), "{s:?}");
+    assert_eq!(s.errors.get("too_large"), Some(&1));
+    pool.close();
 }
 
 #[test]
 fn idle_sessions_are_reaped_and_the_warm_minimum_kept() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let quick = || PoolSettings::new().idle_timeout(Duration::from_millis(300));
     let pool = pool_of(vec![
         (fake(&[]), quick()),
@@ -238,13 +459,65 @@ fn idle_sessions_are_reaped_and_the_warm_minimum_kept() {
     assert_eq!(text(&pool, "fake", "count", json!({})), "1");
     assert_eq!(pool.stats().servers["fake"].misses, 2);
     pool.close();
-    assert_clean(&before);
+}
+
+#[test]
+fn a_session_is_not_reaped_the_moment_it_is_ready() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&["--slow-start-ms", "600"]),
+        PoolSettings::new()
+            .idle_timeout(Duration::from_millis(400))
+            .max_sessions(2),
+    )]);
+    let stats = || pool.stats().server("fake").unwrap().clone();
+    std::thread::scope(|scope| {
+        // Session A busy for longer than the whole check.
+        let a = scope.spawn(|| {
+            pool.call_tool_with(
+                "fake",
+                "sleep",
+                json!({"ms": 2500}),
+                CallOptions::new().timeout(Duration::from_secs(10)),
+            )
+        });
+        common::wait_for(Duration::from_secs(5), || {
+            let s = stats();
+            (s.live_sessions == 1 && s.in_flight == 1).then_some(())
+        })
+        .expect("session A busy");
+        // A second call shares A and makes the set grow: B starts, taking 600 ms, longer
+        // than the idle timeout.
+        assert_eq!(text(&pool, "fake", "echo", json!({"text": "grow"})), "grow");
+        let ready = common::wait_for(Duration::from_secs(5), || {
+            (stats().spawns == 2).then(Instant::now)
+        })
+        .expect("session B started");
+        // B's idle clock starts when it is ready, not when it was spawned.
+        while ready.elapsed() < Duration::from_millis(200) {
+            let s = stats();
+            assert_eq!(
+                s.closed_idle,
+                0,
+                "B was reaped {:?} after it was ready",
+                ready.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(stats().live_sessions, 2);
+        // Then B, unused, is reaped after its idle timeout.
+        common::wait_for(Duration::from_secs(5), || {
+            (stats().closed_idle == 1).then_some(())
+        })
+        .expect("B reaped when idle");
+        assert_eq!(a.join().unwrap().unwrap().text(), "slept 2500");
+    });
+    pool.close();
 }
 
 #[test]
 fn aged_sessions_finish_their_calls_then_close() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(
         fake(&[]),
         PoolSettings::new()
@@ -269,13 +542,11 @@ fn aged_sessions_finish_their_calls_then_close() {
     }
     assert!(pool.stats().servers["fake"].closed_aged >= 1);
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn the_set_grows_when_busy_and_waits_are_bounded() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(fake(&[]), PoolSettings::new().max_sessions(2))]);
     std::thread::scope(|scope| {
         for _ in 0..6 {
@@ -308,13 +579,11 @@ fn the_set_grows_when_busy_and_waits_are_bounded() {
         Some(&1)
     );
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn the_global_child_cap_holds() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = Pool::builder()
         .server_with(
             fake(&[]),
@@ -334,13 +603,11 @@ fn the_global_child_cap_holds() {
     assert!(matches!(err, Error::PoolBusy { .. }), "{err}");
     assert_eq!(pool.live_children(), 1);
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_failing_server_backs_off_then_fails_fast() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(
         fake(&["--exit-during-handshake", "4"]),
         PoolSettings::new()
@@ -376,13 +643,11 @@ fn a_failing_server_backs_off_then_fails_fast() {
     assert!(matches!(err, Error::Handshake { .. }), "{err}");
     assert_eq!(pool.stats().servers["fake"].spawn_failures, 3);
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn direct_mode_spawns_calls_and_closes() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![
         (fake(&[]), PoolSettings::new()),
         (
@@ -415,13 +680,44 @@ fn direct_mode_spawns_calls_and_closes() {
         std::thread::sleep(Duration::from_millis(10));
     }
     pool.close();
-    assert_clean(&before);
+}
+
+#[test]
+fn direct_mode_keeps_the_call_deadline_through_a_hanging_start() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![
+        (fake(&["--hang-handshake"]), PoolSettings::new()),
+        (
+            ServerConfig::new("direct", common::FAKE)
+                .args(["--hang-handshake"])
+                .close_grace(Duration::from_millis(500)),
+            PoolSettings::new().direct(true),
+        ),
+    ]);
+    let deadline = || CallOptions::new().timeout(Duration::from_secs(1));
+    let start = Instant::now();
+    let err = pool
+        .call_tool_with("direct", "echo", json!({"text": "x"}), deadline())
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    let start = Instant::now();
+    let err = pool
+        .call_tool_direct_with("fake", "echo", json!({"text": "x"}), deadline())
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    let stats = pool.stats();
+    assert_eq!(stats.total.direct_calls, 2);
+    assert_eq!(stats.total.timeouts, 2);
+    pool.close();
 }
 
 #[test]
 fn a_batch_keeps_order_and_survives_partial_failure() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
     let mut calls: Vec<ToolCall> = (0..100)
         .map(|i| ToolCall::new("echo", json!({ "text": format!("n{i}") })))
@@ -452,13 +748,11 @@ fn a_batch_keeps_order_and_survives_partial_failure() {
     let s = &pool.stats().servers["fake"];
     assert_eq!((s.calls, s.spawns), (100, 1));
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_batch_interrupted_by_a_crash_retries_only_what_is_safe() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let record = record_file("batch");
     let pool = pool_of(vec![(
         fake(&["--record", record.to_str().unwrap()]),
@@ -501,7 +795,6 @@ fn a_batch_interrupted_by_a_crash_retries_only_what_is_safe() {
     assert_eq!((s.retries, s.crashes, s.calls), (1, 1, 8));
     pool.close();
     let _ = std::fs::remove_file(&record);
-    assert_clean(&before);
 }
 
 #[test]
@@ -573,8 +866,7 @@ fn the_tool_list_is_cached_until_it_changes() {
 
 #[test]
 fn keepalive_replaces_a_session_that_stops_answering() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(
         fake(&[])
             .request_timeout(Duration::from_millis(300))
@@ -596,7 +888,160 @@ fn keepalive_replaces_a_session_that_stops_answering() {
     );
     pool.close();
     assert!(!process_exists(pid));
-    assert_clean(&before);
+}
+
+#[test]
+fn keepalive_pings_go_on_after_a_call() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new().keepalive(Some(Duration::from_millis(300))),
+    )]);
+    let pings = || pool.stats().server("fake").unwrap().keepalive_pings;
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    assert_eq!(
+        text(&pool, "fake", "sleep", json!({"ms": 1000})),
+        "slept 1000"
+    );
+    let after_call = pings();
+    let more = common::wait_for(Duration::from_secs(3), || {
+        (pings() >= after_call + 2).then_some(())
+    });
+    assert!(
+        more.is_some(),
+        "{} keepalive pings in the 3 s after a call (300 ms interval)",
+        pings() - after_call
+    );
+    let s = pool.stats().server("fake").unwrap().clone();
+    assert_eq!((s.closed_ping_failed, s.spawns), (0, 1), "{s:?}");
+    pool.close();
+}
+
+/// Health checks (`ping`, or `server/discover` in the per-request generation) a `--verbose`
+/// fake server logged, not counting the handshake's (whose ids are under 100).
+fn health_checks(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("fake-server: request "))
+        .filter(|rest| {
+            let mut words = rest.split(' ');
+            let id = words.next().and_then(|id| id.parse::<u64>().ok());
+            let method = words.next().unwrap_or("");
+            id.is_some_and(|id| id >= 100) && (method == "ping" || method == "server/discover")
+        })
+        .count()
+}
+
+#[test]
+fn a_wedged_session_is_replaced_and_its_calls_in_flight_end_as_unresponsive() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new().probe_timeout(Duration::from_millis(500)),
+    )]);
+    let wedged = pool.session("fake").unwrap().pid().unwrap();
+    std::thread::scope(|scope| {
+        // `block` holds the server's only loop: nothing sent to it is read or answered.
+        let wedge = scope.spawn(|| {
+            pool.call_tool_with(
+                "fake",
+                "block",
+                json!({"ms": 10_000}),
+                CallOptions::new().timeout(Duration::from_millis(300)),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        // A call queued behind it on the same session (destructive: never retried).
+        let stuck = scope.spawn(|| {
+            let start = Instant::now();
+            let r = pool.call_tool_with(
+                "fake",
+                "slow_write",
+                json!({"ms": 10}),
+                CallOptions::new().timeout(Duration::from_secs(20)),
+            );
+            (r, start.elapsed())
+        });
+        let err = wedge.join().unwrap().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    phase: Phase::Request,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // While the probe waits the session takes no new call: this one goes to the
+        // replacement (on the wedged session it would time out).
+        let r = pool
+            .call_tool_with(
+                "fake",
+                "echo",
+                json!({"text": "after"}),
+                CallOptions::new().timeout(Duration::from_secs(5)),
+            )
+            .unwrap();
+        assert_eq!(r.text(), "after");
+        let (stuck, waited) = stuck.join().unwrap();
+        let err = stuck.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::OutcomeUnknown {
+                    reason: CloseReason::Unresponsive,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    });
+    let replacement = pool.session("fake").unwrap().pid().unwrap();
+    assert_ne!(replacement, wedged, "a new process serves the calls");
+    let s = pool.stats().server("fake").unwrap().clone();
+    assert_eq!(
+        (s.closed_unresponsive, s.spawns, s.crashes),
+        (1, 2, 0),
+        "{s:?}"
+    );
+    pool.close();
+    assert!(!process_exists(wedged));
+}
+
+#[test]
+fn a_slow_but_healthy_session_stays_in_service_after_a_timeout() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(fake(&["--verbose"]), PoolSettings::new())]);
+    let session = pool.session("fake").unwrap();
+    let pid = session.pid().unwrap();
+    // A threaded tool: the server's loop still answers while it runs.
+    let err = pool
+        .call_tool_with(
+            "fake",
+            "sleep",
+            json!({"ms": 1000}),
+            CallOptions::new().timeout(Duration::from_millis(200)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    assert_eq!(
+        pool.session("fake").unwrap().pid(),
+        Some(pid),
+        "same process"
+    );
+    let s = pool.stats().server("fake").unwrap().clone();
+    assert_eq!(
+        (s.closed_unresponsive, s.spawns, s.crashes),
+        (0, 1, 0),
+        "{s:?}"
+    );
+    pool.close();
+    // It was checked: the probe reached the server (and was answered: it is in service).
+    let tail = session.stderr_tail();
+    assert_eq!(health_checks(&tail), 1, "{tail}");
 }
 
 fn signal(pid: u32, signal: &str) {
@@ -637,6 +1082,60 @@ fn close_and_drop_leave_nothing() {
     drop(pool);
     assert!(start.elapsed() < Duration::from_millis(200));
     assert_clean(&before);
+}
+
+#[test]
+fn close_does_not_wait_out_a_hanging_start() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&["--hang-handshake"]).start_timeout(Duration::from_secs(10)),
+        PoolSettings::new(),
+    )]);
+    let start = Instant::now();
+    let err = pool
+        .call_tool_with(
+            "fake",
+            "echo",
+            json!({"text": "x"}),
+            CallOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // The start is still under way (its timeout is 10 s): closing abandons it.
+    let start = Instant::now();
+    pool.close();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "close took {took:?}");
+}
+
+#[test]
+fn close_is_quick_while_a_daemon_holds_the_servers_output() {
+    let clean = Clean::new();
+    let pool = pool_of(vec![(fake(&["--daemon"]), PoolSettings::new())]);
+    assert_eq!(text(&pool, "fake", "echo", json!({"text": "x"})), "x");
+    let session = pool.session("fake").unwrap();
+    let pid = session.pid().unwrap();
+    let daemon =
+        common::wait_for(Duration::from_secs(2), || helper_of(pid)).expect("the daemon started");
+    // Dropped first: the daemon is killed however the test ends.
+    let kill = KillOnDrop(vec![daemon]);
+    assert!(!common::not_running(daemon));
+    // It left the server's process group and session, and holds the server's stdout and
+    // stderr: they never reach end of input.
+    let start = Instant::now();
+    pool.close();
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(1500), "close took {took:?}");
+    // Nothing of the pool is left, though the daemon still runs.
+    clean.check();
+    let tail = session.stderr_tail();
+    assert_eq!(common::pid_in(&tail, "daemon pid "), Some(daemon), "{tail}");
+    drop(kill);
 }
 
 #[test]
@@ -687,6 +1186,33 @@ fn calls_with_options_pass_through_the_pool() {
             .map(|n| n > 5),
         Some(true)
     );
+    pool.close();
+}
+
+#[test]
+fn every_progress_report_of_a_burst_reaches_a_pool_caller_in_order() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(fake(&[]), PoolSettings::new())]);
+    let steps = 64u32;
+    let want: Vec<(f64, Option<f64>)> = (1..=steps)
+        .map(|i| (f64::from(i), Some(f64::from(steps))))
+        .collect();
+    for call in 0..20 {
+        // The reports come back to back, right before the answer.
+        let mut seen = Vec::new();
+        let r = pool
+            .call_tool_with(
+                "fake",
+                "progress_burst",
+                json!({ "steps": steps }),
+                CallOptions::new()
+                    .timeout(Duration::from_secs(5))
+                    .on_progress(|p| seen.push((p.progress, p.total))),
+            )
+            .unwrap();
+        assert_eq!(r.text(), format!("burst {steps}"));
+        assert_eq!(seen, want, "call {call}");
+    }
     pool.close();
 }
 
@@ -744,8 +1270,7 @@ fn the_reaper_sleeps_through_a_cool_down_and_restarts_the_warm_minimum() {
 
 #[test]
 fn a_session_handed_out_is_not_reaped_under_its_call() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(
         fake(&[]),
         PoolSettings::new().idle_timeout(Duration::from_millis(200)),
@@ -755,13 +1280,11 @@ fn a_session_handed_out_is_not_reaped_under_its_call() {
     assert_eq!(r.text(), "slept 1000");
     drop(session);
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_caller_waiting_behind_a_keepalive_ping_is_woken_when_it_ends() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let pool = pool_of(vec![(
         fake(&[]),
         PoolSettings::new()
@@ -786,7 +1309,6 @@ fn a_caller_waiting_behind_a_keepalive_ping_is_woken_when_it_ends() {
     );
     thaw.join().unwrap();
     pool.close();
-    assert_clean(&before);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_clean, fake, serial, snapshot};
+use common::{fake, Clean};
 use mcp_pool::{
     CallOptions, CancelHandle, ClientHandler, Error, Generation, HandlerError, HandlerSupport,
     ListKind, LogLevel, Phase, ServerRequest, Session, StaticRoots,
@@ -22,8 +22,7 @@ fn text(session: &Session, tool: &str, args: Value) -> String {
 
 #[test]
 fn auto_generation_prefers_per_request_when_the_server_speaks_it() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--generation", "both"])).unwrap();
     let d = s.details();
     assert_eq!(d.generation, Generation::PerRequest);
@@ -38,13 +37,11 @@ fn auto_generation_prefers_per_request_when_the_server_speaks_it() {
     // No ping in this generation: ping() uses server/discover instead.
     s.ping().unwrap();
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn auto_generation_falls_back_to_initialize() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--generation", "handshake"])).unwrap();
     assert_eq!(s.details().generation, Generation::Handshake);
     assert_eq!(s.details().protocol_version, "2025-11-25");
@@ -56,13 +53,11 @@ fn auto_generation_falls_back_to_initialize() {
     assert_eq!(caps["capabilities"], json!({}));
     s.ping().unwrap();
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_server_that_ignores_discover_costs_nothing() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     // `initialize` goes out right behind the probe, so a server that never answers
     // `server/discover` is not waited for.
     let s = Session::start(fake(&["--discover-silent"])).unwrap();
@@ -74,13 +69,11 @@ fn a_server_that_ignores_discover_costs_nothing() {
     );
     assert_eq!(text(&s, "echo", json!({"text": "x"})), "x");
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn pinned_generations_skip_the_probe() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s =
         Session::start(fake(&["--generation", "both"]).generation(Generation::Handshake)).unwrap();
     assert_eq!(s.details().generation, Generation::Handshake);
@@ -95,13 +88,11 @@ fn pinned_generations_skip_the_probe() {
         Session::start(fake(&["--generation", "handshake"]).generation(Generation::PerRequest))
             .unwrap_err();
     assert!(matches!(err, Error::Handshake { .. }), "{err}");
-    assert_clean(&before);
 }
 
 #[test]
 fn list_tools_follows_every_page() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--page-size", "3", "--extra-tools", "20"])).unwrap();
     let tools = s.list_tools().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
@@ -118,13 +109,11 @@ fn list_tools_follows_every_page() {
     assert_eq!(s.list_resource_templates().unwrap().len(), 1);
     assert_eq!(s.list_prompts().unwrap().len(), 1);
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_cursor_loop_is_a_protocol_error() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--page-size", "4", "--cursor-loop"])).unwrap();
     let err = s.list_tools().unwrap_err();
     assert!(
@@ -137,13 +126,11 @@ fn a_cursor_loop_is_a_protocol_error() {
         "still here"
     );
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn tool_results_are_typed() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let r = s.call_tool("add", json!({"a": 2, "b": 40})).unwrap();
     assert_eq!(r.structured_content, Some(json!({"sum": 42})));
@@ -174,13 +161,11 @@ fn tool_results_are_typed() {
         other => panic!("{other}"),
     }
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn bad_arguments_are_rejected_before_sending() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     for (tool, args) in [
         ("echo", json!([1, 2])),
@@ -199,13 +184,11 @@ fn bad_arguments_are_rejected_before_sending() {
     let err = s.request("no/such/method", None).unwrap_err();
     assert!(matches!(err, Error::Server { code: -32601, .. }), "{err}");
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn many_threads_share_one_session_and_each_gets_its_own_reply() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     std::thread::scope(|scope| {
         for t in 0..16 {
@@ -222,13 +205,11 @@ fn many_threads_share_one_session_and_each_gets_its_own_reply() {
     assert_eq!(s.in_flight(), 0);
     assert_eq!(s.unmatched_responses(), 0);
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn responses_out_of_order_reach_their_callers() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let slow = {
         let s = s.clone();
@@ -243,13 +224,11 @@ fn responses_out_of_order_reach_their_callers() {
     );
     assert_eq!(slow.join().unwrap(), "slept 400");
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn progress_reaches_the_callback_and_extends_the_deadline() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let mut reports = Vec::new();
     let r = s
@@ -286,13 +265,57 @@ fn progress_reaches_the_callback_and_extends_the_deadline() {
         "{err}"
     );
     s.close();
-    assert_clean(&before);
+}
+
+#[test]
+fn every_progress_report_of_a_burst_arrives_in_order() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[])).unwrap();
+    let steps = 64u32;
+    let want: Vec<(f64, Option<f64>)> = (1..=steps)
+        .map(|i| (f64::from(i), Some(f64::from(steps))))
+        .collect();
+    for call in 0..20 {
+        // The reports come back to back, right before the answer.
+        let mut seen = Vec::new();
+        let r = s
+            .call_tool_with(
+                "progress_burst",
+                json!({ "steps": steps }),
+                CallOptions::new()
+                    .timeout(Duration::from_secs(5))
+                    .on_progress(|p| seen.push((p.progress, p.total))),
+            )
+            .unwrap();
+        assert_eq!(r.text(), format!("burst {steps}"));
+        assert_eq!(seen, want, "call {call}");
+    }
+    // And with other callers waiting on the session at the same time.
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (s, want) = (&s, &want);
+            scope.spawn(move || {
+                for call in 0..10 {
+                    let mut seen = Vec::new();
+                    s.call_tool_with(
+                        "progress_burst",
+                        json!({ "steps": steps }),
+                        CallOptions::new()
+                            .timeout(Duration::from_secs(5))
+                            .on_progress(|p| seen.push((p.progress, p.total))),
+                    )
+                    .unwrap();
+                    assert_eq!(&seen, want, "thread {t}, call {call}");
+                }
+            });
+        }
+    });
+    s.close();
 }
 
 #[test]
 fn a_timeout_cancels_the_request_and_the_session_goes_on() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--verbose"])).unwrap();
     let start = Instant::now();
     let err = s
@@ -318,13 +341,11 @@ fn a_timeout_cancels_the_request_and_the_session_goes_on() {
     s.close();
     // The server was told: it logs `cancelled ID` for the request it stopped.
     assert!(s.stderr_tail().contains("cancelled"), "{}", s.stderr_tail());
-    assert_clean(&before);
 }
 
 #[test]
 fn another_thread_can_cancel_a_call() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--verbose"])).unwrap();
     let cancel = CancelHandle::new();
     let trigger = cancel.clone();
@@ -351,7 +372,6 @@ fn another_thread_can_cancel_a_call() {
     assert_eq!(text(&s, "echo", json!({"text": "ok"})), "ok");
     s.close();
     assert!(s.stderr_tail().contains("cancelled"), "{}", s.stderr_tail());
-    assert_clean(&before);
 }
 
 struct Recorder {
@@ -393,8 +413,7 @@ impl ClientHandler for Recorder {
 
 #[test]
 fn server_requests_mid_call_reach_the_handler() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let rec = Arc::new(Recorder {
         list_changed: AtomicUsize::new(0),
         updated: parking_lot::Mutex::new(Vec::new()),
@@ -433,13 +452,11 @@ fn server_requests_mid_call_reach_the_handler() {
     s.unsubscribe("fake://r/1").unwrap();
     s.close();
     assert_eq!(*rec.updated.lock(), vec!["fake://r/1".to_owned()]);
-    assert_clean(&before);
 }
 
 #[test]
 fn unsupported_server_requests_get_method_not_found() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--generation", "handshake"])).unwrap();
     let answer: Value = serde_json::from_str(&text(&s, "ask_roots", json!({}))).unwrap();
     assert_eq!(answer["code"], -32601, "{answer}");
@@ -453,13 +470,11 @@ fn unsupported_server_requests_get_method_not_found() {
     let answer: Value = serde_json::from_str(&text(&s, "ask_sampling", json!({}))).unwrap();
     assert_eq!(answer["code"], -32601, "{answer}");
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn resources_prompts_completion_and_logging() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let r = s.read_resource("fake://r/3").unwrap();
     assert_eq!(r["contents"][0]["text"], "resource 3");
@@ -489,13 +504,11 @@ fn resources_prompts_completion_and_logging() {
         "after notify"
     );
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn environment_is_limited_unless_inherited() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     std::env::set_var("MCP_POOL_TEST_SECRET", "leak");
     let s = Session::start(fake(&[]).env("GIVEN", "yes").cwd("/tmp")).unwrap();
     assert_eq!(
@@ -515,13 +528,11 @@ fn environment_is_limited_unless_inherited() {
         "leak"
     );
     s.close();
-    assert_clean(&before);
 }
 
 #[test]
 fn a_batch_pipelines_and_keeps_order() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let mut calls: Vec<mcp_pool::ToolCall> = (0..50)
         .map(|i| mcp_pool::ToolCall::new("echo", json!({ "text": format!("n{i}") })))
@@ -547,7 +558,6 @@ fn a_batch_pipelines_and_keeps_order() {
         }
     }
     s.close();
-    assert_clean(&before);
 }
 
 struct Panicky;
@@ -566,8 +576,7 @@ impl ClientHandler for Panicky {
 
 #[test]
 fn a_panicking_handler_still_answers_the_server() {
-    let _g = serial();
-    let before = snapshot();
+    let _clean = Clean::new();
     let s = Session::start(fake(&["--generation", "handshake"]).handler(Panicky)).unwrap();
     for _ in 0..40 {
         // More than the 32 handler threads a session allows: none leaks its place.
@@ -575,5 +584,4 @@ fn a_panicking_handler_still_answers_the_server() {
         assert_eq!(answer["code"], -32603, "{answer}");
     }
     s.close();
-    assert_clean(&before);
 }

@@ -43,8 +43,9 @@ impl PoolBuilder {
     /// Parses an `mcpServers` (Claude Desktop, Cursor) or VS Code `servers` JSON text into a
     /// builder holding its servers and pool settings.
     ///
-    /// Each server entry takes `command`, `args`, `env`, `cwd`, `disabled` and `pool`; VS Code
-    /// entries also `type` (only `"stdio"` runs; remote servers are skipped with a warning).
+    /// Each server entry takes `command`, `args`, `env`, `cwd`, `disabled` and `pool`, or, for
+    /// a remote server, `url`, `headers`, `disabled` and `pool`; `type` is `stdio`, `http`,
+    /// `streamable-http` or `sse` (another is skipped with a warning).
     /// An optional top-level `pool` object gives settings for every server, which a server's
     /// own `pool` object overrides key by key. Settings are read here and checked by
     /// [`build`](Self::build).
@@ -60,10 +61,11 @@ impl PoolBuilder {
     ///     "mcpServers": {
     ///         "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
     ///         "search": {"command": "search-mcp", "pool": {"maxSessions": 4, "retry": "never"}},
-    ///         "remote": {"url": "https://example.com/mcp"}
+    ///         "remote": {"url": "https://example.com/mcp"},
+    ///         "socket": {"type": "websocket", "url": "wss://example.com/mcp"}
     ///     }
     /// }"#)?;
-    /// assert_eq!(builder.warnings().len(), 1); // `remote` is skipped
+    /// assert_eq!(builder.warnings().len(), 1); // `socket` is skipped
     /// # Ok::<(), mcp_pool::Error>(())
     /// ```
     pub fn from_json(text: &str) -> Result<PoolBuilder, Error> {

@@ -28,6 +28,9 @@ pub(crate) const INITIALIZE_ID: u64 = 2;
 /// The id `server/discover` is sent again under after an unsupported-version answer that
 /// lists our version.
 pub(crate) const DISCOVER_AGAIN_ID: u64 = 3;
+/// The id of the `logging/setLevel` sent right after the handshake (handshake generation,
+/// when the configuration sets a level).
+pub(crate) const SET_LEVEL_ID: u64 = 4;
 
 /// What the server answered to one start-up request.
 #[derive(Debug, Clone)]
@@ -257,6 +260,15 @@ pub(crate) fn envelope(config: &ServerConfig) -> Map<String, Value> {
     envelope
 }
 
+/// The params of the `logging/setLevel` a handshake-generation session starts with, when
+/// the configuration sets a level and the server declares `logging`.
+pub(crate) fn set_level_params(config: &ServerConfig, details: &ServerDetails) -> Option<Value> {
+    let level = config.log_level?;
+    details
+        .has_capability("logging")
+        .then(|| json!({ "level": level.as_str() }))
+}
+
 fn answer_of(event: Event) -> Option<Answer> {
     match event {
         Event::Done(Ok(v)) => Some(Answer::Result(v)),
@@ -351,6 +363,11 @@ impl Worker {
                 Step::Initialized(details) => {
                     let line = jsonrpc::notification_line("notifications/initialized", None);
                     let _ = self.outbox.push(&line, None);
+                    if let Some(params) = set_level_params(config, &details) {
+                        // Its answer is not waited for: the requests that follow are read
+                        // after it, in order.
+                        let _ = self.start_request(SET_LEVEL_ID, "logging/setLevel", &params);
+                    }
                     // The handshake is not done before this is written.
                     if let Some(reason) = self.flush() {
                         let e = self.handshake_error(reason.to_string());

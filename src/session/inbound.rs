@@ -392,11 +392,26 @@ fn notification(shared: &Shared, method: &str, params: &Value) {
             handler.on_log(name, &message);
         }
         "notifications/cancelled" => {
-            // The server no longer wants the answer to a request it sent us.
+            // The server no longer wants the answer to a request it sent us, or (a
+            // subscription of the per-request generation) ends a stream of ours.
             let id = params.get("requestId").unwrap_or(&Value::Null);
-            if !shared.asks.cancel(id) {
+            if shared.asks.cancel(id) {
+                return;
+            }
+            let reason = params.get("reason").and_then(Value::as_str).unwrap_or("");
+            let ended = our_id(id).is_some_and(|n| {
+                shared.table.lock().complete(
+                    n,
+                    Err(Error::Protocol(format!(
+                        "the server cancelled the request{}{}",
+                        if reason.is_empty() { "" } else { ": " },
+                        brief(&reason)
+                    ))),
+                )
+            });
+            if !ended {
                 log::debug!(
-                    "[{name}] the server cancelled request {} of its own that is not being answered",
+                    "[{name}] the server cancelled request {}, which nothing waits for",
                     brief(id)
                 );
             }

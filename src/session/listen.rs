@@ -47,6 +47,8 @@ pub struct Subscription {
     agreed: ListenFilter,
     events: Receiver<Event>,
     cancelled: bool,
+    /// The server ended it (its end event was read off the channel).
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -74,9 +76,11 @@ impl Subscription {
 
     /// Whether the stream is still open: not ended by the server, nor by the session's end.
     pub fn is_active(&self) -> bool {
-        !self.cancelled
-            && self.shared.lifecycle.is_ready()
-            && !self.events.try_iter().any(|e| matches!(e, Event::Done(_)))
+        use std::sync::atomic::Ordering;
+        if self.events.try_iter().any(|e| matches!(e, Event::Done(_))) {
+            self.ended.store(true, Ordering::Release);
+        }
+        !self.cancelled && !self.ended.load(Ordering::Acquire) && self.shared.lifecycle.is_ready()
     }
 
     /// Ends the subscription: the server is told with `notifications/cancelled`.
@@ -145,6 +149,7 @@ impl Session {
                         agreed,
                         events,
                         cancelled: false,
+                        ended: std::sync::atomic::AtomicBool::new(false),
                     });
                 }
                 Ok(Event::Done(outcome)) => {

@@ -169,7 +169,18 @@ impl Session {
         params: Option<&Value>,
         ctx: &mut Ctx<'_, '_, '_>,
     ) -> Result<Value, Error> {
-        self.send_wait(method, params, ctx, true)
+        self.send_wait(method, params, ctx, true, true)
+    }
+
+    /// The same request again, a round of the same call (input given): not counted as
+    /// another call, its progress reported to the same callback.
+    fn again(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<Value, Error> {
+        self.send_wait(method, params, ctx, false, true)
     }
 
     /// A request of the library's own on the caller's behalf (a task poll, a tool listing):
@@ -180,7 +191,7 @@ impl Session {
         params: Option<&Value>,
         ctx: &mut Ctx<'_, '_, '_>,
     ) -> Result<Value, Error> {
-        self.send_wait(method, params, ctx, false)
+        self.send_wait(method, params, ctx, false, false)
     }
 
     fn send_wait(
@@ -189,9 +200,9 @@ impl Session {
         params: Option<&Value>,
         ctx: &mut Ctx<'_, '_, '_>,
         counted: bool,
+        wants_progress: bool,
     ) -> Result<Value, Error> {
         let shared = self.shared();
-        let wants_progress = counted;
         let mut counted = counted;
         let mut resent = false;
         loop {
@@ -270,7 +281,7 @@ impl Session {
                         let pause = Duration::from_millis(25 << (rounds - 1).min(6));
                         pause_for(pause, ctx)?;
                     }
-                    value = self.once(method, Some(&retry), ctx)?;
+                    value = self.again(method, Some(&retry), ctx)?;
                 }
                 ResultType::InputRequired => {
                     return Err(Error::Protocol(format!(
@@ -356,6 +367,7 @@ impl Session {
     fn follow_task(&self, created: Value, ctx: &mut Ctx<'_, '_, '_>) -> Result<Value, Error> {
         let mut task = read_task(created)?;
         let mut pause = TASK_POLL;
+        let mut answered: HashSet<String> = HashSet::new();
         loop {
             match task.status {
                 TaskStatus::Completed => {
@@ -370,13 +382,30 @@ impl Session {
                 TaskStatus::Failed => return Err(task_error(&task)),
                 TaskStatus::Cancelled => return Err(Error::Cancelled),
                 TaskStatus::InputRequired => {
-                    let requests = match task.extra.get("inputRequests") {
+                    // The server's view is eventually consistent: a key answered already
+                    // may still be listed for a while. Answer each key once, and wait a
+                    // poll interval when nothing new is asked.
+                    let mut requests = match task.extra.get("inputRequests") {
                         Some(Value::Object(map)) => map.clone(),
                         _ => Map::new(),
                     };
-                    let responses = answer_input(self.shared(), &requests, ctx)?;
-                    let params = json!({"taskId": task.task_id, "inputResponses": responses});
-                    self.task_step("tasks/update", &params, &task, ctx)?;
+                    requests.retain(|key, _| !answered.contains(key));
+                    if requests.is_empty() {
+                        let wait = task
+                            .poll_interval_ms
+                            .map_or(pause, Duration::from_millis)
+                            .min(TASK_POLL_MAX);
+                        pause = (pause * 2).min(TASK_POLL_MAX);
+                        if let Err(e) = pause_for(wait, ctx) {
+                            self.cancel_task(&task, ctx);
+                            return Err(e);
+                        }
+                    } else {
+                        let responses = answer_input(self.shared(), &requests, ctx)?;
+                        answered.extend(responses.keys().cloned());
+                        let params = json!({"taskId": task.task_id, "inputResponses": responses});
+                        self.task_step("tasks/update", &params, &task, ctx)?;
+                    }
                 }
                 TaskStatus::Working => {
                     let wait = task

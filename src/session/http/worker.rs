@@ -22,7 +22,7 @@ use crate::jsonrpc::{self, RpcError};
 use crate::protocol;
 
 use super::super::handshake::{
-    self, Answer, Decision, Step, DISCOVER_AGAIN_ID, DISCOVER_ID, INITIALIZE_ID,
+    self, Answer, Decision, Step, DISCOVER_AGAIN_ID, DISCOVER_ID, INITIALIZE_ID, SET_LEVEL_ID,
 };
 use super::super::inbound::{self, Frame};
 use super::super::pending::Event;
@@ -169,7 +169,7 @@ impl HttpWorker {
         let scope = Scope::enter(Some(deadline), Some(self.bell.clone()));
         let outcome = self.start_within(config, &scope);
         let mut table = self.shared.table.lock();
-        for id in [DISCOVER_ID, INITIALIZE_ID, DISCOVER_AGAIN_ID] {
+        for id in [DISCOVER_ID, INITIALIZE_ID, DISCOVER_AGAIN_ID, SET_LEVEL_ID] {
             table.abandon(id);
         }
         drop(table);
@@ -251,8 +251,12 @@ impl HttpWorker {
                         self.link.set_version(&details.protocol_version);
                         self.link.set_wire(Wire::Streamable);
                         let version = details.protocol_version.clone();
+                        let set_level = handshake::set_level_params(config, &details);
                         let _ = self.shared.details.set(details);
                         self.initialized(scope)?;
+                        if let Some(params) = set_level {
+                            self.set_level(scope, &params);
+                        }
                         log::debug!(
                             "[{}] initialized {version} over Streamable HTTP{}",
                             self.name(),
@@ -345,6 +349,21 @@ impl HttpWorker {
                 }
                 Read::Failed(f) => return Err(f.into()),
             }
+        }
+    }
+
+    /// Sets the configured log level (`logging/setLevel`) before any call; a failure is
+    /// only logged.
+    fn set_level(&mut self, scope: &Scope, params: &Value) {
+        match self.start_request(scope, SET_LEVEL_ID, "logging/setLevel", params, &[]) {
+            Ok(Started::Answer(Answer::Result(_), _)) => {}
+            Ok(Started::Answer(Answer::Error(e), _)) => {
+                log::warn!("[{}] logging/setLevel refused: {}", self.name(), e.message)
+            }
+            Ok(Started::NotMcp(status)) => {
+                log::warn!("[{}] logging/setLevel got HTTP {status}", self.name())
+            }
+            Err(_) => log::warn!("[{}] logging/setLevel got no answer", self.name()),
         }
     }
 
@@ -441,8 +460,18 @@ impl HttpWorker {
         match decision.initialize_answered(answer, Instant::now()) {
             Step::Initialized(details) => {
                 // HTTP+SSE has no protocol version header; the version is agreed in the body.
+                let set_level = handshake::set_level_params(config, &details);
                 let _ = self.shared.details.set(details);
-                self.initialized(scope)
+                self.initialized(scope)?;
+                if let Some(params) = set_level {
+                    let line = jsonrpc::request_line(SET_LEVEL_ID, "logging/setLevel", Some(&params));
+                    let (tx, _rx) = unbounded();
+                    self.shared.table.lock().register_quiet(SET_LEVEL_ID, tx);
+                    if let Ok(reply) = self.link.post(scope, &line, &[]) {
+                        drop(reply);
+                    }
+                }
+                Ok(())
             }
             Step::Fail(why) => Err(StartFail::Error(Error::Handshake {
                 reason: why,
