@@ -284,11 +284,33 @@ impl Server {
                 return;
             }
         }
+        if let Some(refusal) = self.refusal(&req) {
+            return self.shared.send_error(&req.id, refusal);
+        }
         let outcome = match self.gate(&req) {
             Ok(client) => self.dispatch(&req, client),
             Err(e) => Err(e),
         };
         self.shared.respond(&req.id, outcome);
+    }
+
+    /// `--refuse-first` / `refuse_next`: -32022 for an enveloped request while refusals are
+    /// left (before the generation rules, so nothing is locked); -32602 for one that reuses
+    /// the id of a refused request.
+    fn refusal(&self, req: &Request) -> Option<RpcError> {
+        let version = meta(&req.params).and_then(|m| m.get(META_PROTOCOL_VERSION))?;
+        let key = req.id.to_string();
+        if lock(&self.shared.refused_ids).contains(&key) {
+            return Some(invalid_params(format!(
+                "the request reuses refused request id {key}; a retry needs a new id"
+            )));
+        }
+        let left = &self.shared.refusals_left;
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()?;
+        lock(&self.shared.refused_ids).insert(key.clone());
+        say!("refused {key}");
+        Some(unsupported_version(&self.shared.cfg, Some(version)))
     }
 
     /// Applies the generation rules; may lock the connection's generation.
@@ -487,6 +509,7 @@ impl Server {
             slot: Arc::new(Slot::default()),
             input_responses: p.get("inputResponses").cloned(),
             request_state: p.get("requestState").cloned(),
+            meta: p.get("_meta").cloned(),
         };
         match find_tool(&self.shared, name) {
             None => Ok(Some(error_result(&format!("unknown tool: {name}")))),
@@ -523,9 +546,12 @@ impl Server {
         }
         let guard = ActiveGuard::new(&self.shared);
         let reply_id = id.clone();
+        // HTTP mode: what the thread sends goes to the stream of the request it serves.
+        let route = super::http::current_route();
         let spawned = thread::Builder::new()
             .name(format!("tool-{name}"))
             .spawn(move || {
+                super::http::set_route(route);
                 let shared = &guard.0;
                 let outcome = work(shared);
                 {

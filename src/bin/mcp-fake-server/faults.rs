@@ -1,12 +1,14 @@
 //! Tools and start-up behaviours that misbehave on purpose: answering late, twice, with a
 //! stray id or never; not reading stdin any more; crashing, killing itself, closing stdout;
 //! writing garbage, huge lines or floods of stderr; leaving helper processes behind; results
-//! that must not be read as success (an odd `resultType`, no `content`, an unknown block).
+//! that must not be read as success (an odd `resultType`, no `content`, an unknown block);
+//! refusing a supported protocol version (`refuse_next`).
 
 use serde_json::json;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{self, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -265,4 +267,12 @@ pub(super) fn spawn_sleeper(kind: Sleeper) -> io::Result<u32> {
         });
     }
     command.spawn().map(|child| child.id())
+}
+
+/// `refuse_next {count?}`: the next `count` (1) enveloped requests get -32022 (see
+/// `--refuse-first`).
+pub(super) fn tool_refuse_next(shared: &Shared, call: &Call) -> Outcome {
+    let count = arg_u64(call, "count", Some(1))?;
+    shared.refusals_left.fetch_add(count, Ordering::SeqCst);
+    ok("ok")
 }

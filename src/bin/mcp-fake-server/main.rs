@@ -1,9 +1,10 @@
 //! `mcp-fake-server`: a scriptable fake MCP (Model Context Protocol) stdio server used by the
 //! tests, benchmarks and demo of `mcp-pool`.
 //!
-//! It speaks newline-delimited JSON-RPC 2.0 on stdin/stdout and logs to stderr only. It never
-//! panics on bad input: a non-JSON line gets -32700, a malformed message -32600, an unknown
-//! method -32601 and bad params -32602 (all with `"id": null` when no valid id can be read).
+//! It speaks newline-delimited JSON-RPC 2.0 on stdin/stdout (or HTTP: `--http`, see HTTP
+//! mode) and logs to stderr only. It never panics on bad input: a non-JSON line gets -32700,
+//! a malformed message -32600, an unknown method -32601 and bad params -32602 (all with
+//! `"id": null` when no valid id can be read).
 //!
 //! # Protocol generations
 //!
@@ -72,9 +73,37 @@
 //! | `--strict-per-request` | the per-request generation follows `2026-07-28` to the letter: `logging/setLevel`, `resources/subscribe` and `resources/unsubscribe` are -32601, `log` sends only for requests whose `_meta` carries `io.modelcontextprotocol/logLevel`, and change notifications go only on `subscriptions/listen` streams |
 //! | `--bad-tool-entry` | `tools/list` ends with three bad entries: `bad_readonly_hint` (`annotations.readOnlyHint: "yes"`), `bad_description` (`description: 42`) and one without `name`. The first two are callable (they echo `text`) |
 //! | `--task-poll-ms N` | `pollInterval` (2025-11-25) / `pollIntervalMs` (2026) of tasks (default 100) |
+//! | `--refuse-first N` | the first N requests that carry the per-request envelope's `protocolVersion` (the `server/discover` probe included; `initialize` never) get -32022 with `data: {supported, requested}` though the version is supported (a replica that has not caught up); stderr `refused ID`; nothing else is done for them (no generation is locked). A later request reusing a refused id gets -32602 (`... reuses refused request id ...`). See also the `refuse_next` tool |
+//! | `--http ADDR` | serve MCP over HTTP at `http://ADDR/mcp` instead of stdio (`127.0.0.1:0`: a free port); stdout gets exactly one line, `listening on http://HOST:PORT/mcp`; exits on SIGTERM or stdin EOF. See HTTP mode. The `--http-*` flags below need it |
+//! | `--http-sse` | answer every request with SSE (default: JSON, SSE only when a message comes before the response) |
+//! | `--http-no-get` | GET `/mcp` is 405 |
+//! | `--http-no-delete` | DELETE `/mcp` is 405 |
+//! | `--http-legacy` | the 2024-11-05 HTTP+SSE transport instead: GET `/sse` (or `/mcp`) opens a session's stream, first event `endpoint` with data `/messages?session=ID`; POSTs there get 202 and everything goes on the stream; POST `/mcp` is 405 |
+//! | `--http-bad-header-tools` | `tools/list` adds `bad_header_{empty,object,array,number,duplicate,space,colon,non_ascii,items,any_of}`, each with one invalid `x-mcp-header` (`""`; on an object, array or number property; `Dup` and `dup`; `Has Space`; `Has:Colon`; `Régión`; under `items`; under `anyOf`); callable (echo `text` or the arguments), headers unchecked. Also on stdio |
+//! | `--http-404-after N` | a session that has received N requests (`initialize` included) is forgotten: 404 for its id from the next HTTP request on |
+//! | `--http-cut-stream` | `tools/call`: SSE, the priming event (`id`, `retry: 300`, empty `data`), then the stream is closed; the answer comes on GET with `Last-Event-ID` (per-request generation: it is lost) |
+//! | `--http-stall-sse` | `tools/call`: SSE, the priming event, then nothing; never closed by the server (per-request: the client closing it cancels the call) |
+//! | `--http-401 always\|once` | `always`: a request without `Authorization: Bearer good` gets 401, `WWW-Authenticate: Bearer realm="fake", error="invalid_token", resource_metadata="http://HOST:PORT/.well-known/oauth-protected-resource"`; `once`: the first request gets it whatever its token, later ones need some Bearer token |
+//! | `--http-503 N` | the first N POSTs get 503 with `Retry-After: 1` |
+//! | `--http-oversize BYTES` | once the tool has answered, `tools/call` gets a JSON body of exactly BYTES bytes: a valid response whose one text block is `x`s (never below the smallest such response) |
+//! | `--http-bad-sse` | requests other than `initialize` and `server/discover` are not served but answered with SSE whose event data is invalid JSON, then a 2 MiB `data:` line without a newline, then the end of the body |
+//! | `--http-redirect URL` | POSTs to `/mcp` get 307 with `Location: URL` (e.g. another instance: another origin) |
+//! | `--http-slow-headers MS` | wait MS ms before every response head |
+//! | `--http-record FILE` | append `{"method","path","headers","body"}` per HTTP request to FILE: `path` with its query, header names lowercased (repeats joined by `, `), `authorization` as `<redacted len N>`, `body` the parsed JSON or null |
 //! | `--help` | usage on stderr, exit 0. Unknown or malformed flags: usage on stderr, exit 2. `--flag=value` also works |
 //!
 //! By default the server exits 0 on stdin EOF, after giving in-flight tool threads at most 100 ms.
+//!
+//! # HTTP mode
+//!
+//! With `--http ADDR` the same methods, tools and generation rules are served over Streamable
+//! HTTP: a 2025-11-25 session (`Mcp-Session-Id`, one state per session, like one stdio
+//! connection) per `initialize` POST, with JSON or SSE answers, a standalone GET stream,
+//! `Last-Event-ID` replays and DELETE; per-request (2026-07-28) POSTs without sessions, their
+//! `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name` / `Mcp-Param-*` headers checked against
+//! the body (400, -32020), cancelled when the client closes the connection, GET and DELETE
+//! 405; or, with `--http-legacy`, the 2024-11-05 HTTP+SSE transport. Details in `http.rs`.
+//! The stdout framing flags (`--banner`, `--crlf`, `--bom`) have no effect there.
 //!
 //! # Methods
 //!
@@ -206,7 +235,10 @@
 //! | `exit_stdout` | — | closes stdout (no answer), keeps running, exits 0 after 5 s |
 //! | `env` | `name` | the env var's value or `<unset>` |
 //! | `cwd` | — | current directory |
+//! | `header_echo` | `region?` (`x-mcp-header: Region`), `count?` integer (`Count`), `flag?` boolean (`Flag`), `nested?.zone` (`Zone`) | text and structuredContent = JSON of the `Mcp-*` headers of its HTTP request, names lowercased, values as received (`{}` on stdio); in the per-request generation the marked arguments' headers are checked first (readOnlyHint) |
 //! | `client_caps` | — | JSON `{generation, protocolVersion, capabilities, clientInfo}` the server holds for this request |
+//! | `meta_echo` | — | text = JSON of the request's `params._meta` as received (`null` without one), also as structuredContent when it is an object (readOnlyHint) |
+//! | `refuse_next` | `count?` (1) | the next `count` requests carrying the per-request envelope get -32022 as with `--refuse-first` (added to what is left of it); text `ok` |
 //! | `spawn_background` | — | spawns `sleep 1000` in the server's process group with stdio to /dev/null (like a shell's background job; never waited for, default SIGTERM disposition); text = its pid in decimal |
 //! | `block` | `ms` | runs on the main loop (not a thread): for `ms` ms nothing is read from stdin and nothing answered (tool threads already running still answer), like a single-threaded server stuck in a long call; then text `blocked MS` (destructiveHint: not safe to repeat) |
 //! | `progress_burst` | `steps` | with `_meta.progressToken`, writes `steps` `notifications/progress` `{progressToken, progress:i, total:steps, message:"step i"}` (i = 1..=steps) back to back from the main loop, immediately followed by the answer, text `burst STEPS` (without a token: just the answer) |
@@ -216,8 +248,8 @@
 //! | `mrtr_sampling` | — | MRTR: `{"sample": sampling}` + state; text = the first text block of the sampled message |
 //! | `mrtr_roots` | — | MRTR: `{"roots": roots/list}` + state; text = JSON of the `inputResponses.roots` result (`{"roots":[...]}`) |
 //! | `mrtr_multi` | — | MRTR: `name` (form), `sample` and `roots` in one round + state; text = JSON `{"elicitation": "hello NAME", "sampling": TEXT, "roots": [...]}` |
-//! | `mrtr_rounds` | `rounds` | MRTR: `rounds` input_required rounds, round K asking `{"round_K": FORM}` (field `answer`) with a new `requestState`; the retry of round K needs `inputResponses.round_K`; then text `rounds N` (0: at once) |
-//! | `mrtr_state_only` | `rounds?` (1) | MRTR load shedding: input_required with only a `requestState` (no `inputRequests`), a new one per round; the retry needs only the state; after `rounds` retries text `state only N` |
+//! | `mrtr_rounds` | `rounds` | MRTR: `rounds` input_required rounds, round K asking `{"round_K": FORM}` (field `answer`) with a new `requestState`; the retry of round K needs `inputResponses.round_K`; then text `rounds N` (0: at once). With `_meta.progressToken`, the retry of round K first sends `notifications/progress {progressToken, progress: K, total: N, message: "round K answered"}` on its own token |
+//! | `mrtr_state_only` | `rounds?` (1) | MRTR load shedding: input_required with only a `requestState` (no `inputRequests`), a new one per round; the retry needs only the state; after `rounds` retries text `state only N`; progress as `mrtr_rounds` |
 //! | `mrtr_forever` | — | MRTR: input_required forever (round K asks `again_K`, form field `answer`), for the client's round cap |
 //! | `mrtr_url` | — | MRTR: `{"consent": URL-mode elicitation}` + state (needs `elicitation.url`); text = the answer's `action` |
 //! | `result_type` | `value` | result `{"resultType": VALUE}` and nothing else |
@@ -230,7 +262,7 @@
 //! | `listen_streams` | — | text = JSON array of the open listen streams' ids, in opening order (readOnlyHint) |
 //! | `task_job` *thread* | `ms`, `fail?` | see Tasks (`execution.taskSupport: "optional"`); as a plain call like `sleep` (text `slept MS`), with `fail` the JSON-RPC error -32603 `job failed` after the sleep; as a task the same result / error |
 //! | `task_required` | `ms`, `fail?` | as `task_job`, only as a task (`taskSupport: "required"`) |
-//! | `task_input` | — | only as a task (`required`): `input_required` for an elicitation of `name` (2025-11-25: an `elicitation/create` request with `_meta["io.modelcontextprotocol/related-task"]`; 2026: `inputRequests: {"name": form}` answered by `tasks/update`, needs `elicitation`), then `hello NAME` |
+//! | `task_input` | `settle_ms?` (0) | only as a task (`required`): `input_required` for an elicitation of `name` (2025-11-25: an `elicitation/create` request with `_meta["io.modelcontextprotocol/related-task"]`; 2026: `inputRequests: {"name": form}` answered by `tasks/update`, needs `elicitation`), then `hello NAME`. 2026: for `settle_ms` after `tasks/update` brought the answer, the task still shows `input_required` with the same `inputRequests` (the acknowledgement is eventually consistent), then moves on |
 //! | `ask_then_cancel` *thread* | — | handshake: sends `elicitation/create` (form), 100 ms later `notifications/cancelled {requestId, reason}` for it, then text `cancelled-ask`; when the next request comes or at EOF, stderr `late answer to ID` (an answer came after the cancel), `early answer to ID` (before it) or `no late answer` |
 //! | `ask_url` *thread* | `id?` (`fake-url-elicitation`) | handshake: sends `elicitation/create {mode: "url", elicitationId: ID, url: "https://example.com/mcp-fake-server/connect", message}`; text = JSON of the result (or of the error object) |
 //! | `url_required` | `id?` (`fake-url-elicitation`) | handshake: JSON-RPC error -32042 `This request requires more information.`, `data: {elicitations: [{mode: "url", elicitationId: ID, url, message}]}` |
@@ -245,7 +277,9 @@
 //!
 //! Stderr lines: `fake-server: started pid N` at start, `grandchild pid N`, `daemon pid N`,
 //! `crashing`, `dying in handshake`, `cancelled ID`, `late answer to ID`, `early answer to ID`,
-//! `no late answer`; other diagnostics start with `fake-server: `.
+//! `no late answer`, `refused ID`; in HTTP mode one per HTTP request, `auth header present`
+//! (then `fake-server: authorization header length N`) or `auth header absent`; other
+//! diagnostics start with `fake-server: `.
 //!
 //! # Source layout
 //!
@@ -255,7 +289,10 @@
 //! `tools.rs` (the tool table and the well-behaved tools), `faults.rs` (the misbehaving ones),
 //! `mrtr.rs` (multi round-trip requests), `listen.rs` (`subscriptions/listen` and change
 //! notifications), `tasks.rs` (both generations' tasks), `elicit.rs` (URL elicitation and a
-//! server-side cancel, handshake generation).
+//! server-side cancel, handshake generation), `http.rs` and `http/` (HTTP mode: `wire.rs`
+//! HTTP/1.1 framing, `hub.rs` SSE streams and where messages go, `mcp.rs` the Streamable HTTP
+//! endpoint and sessions, `headers.rs` request metadata headers and the header tools,
+//! `legacy.rs` HTTP+SSE, `faults.rs` the HTTP faults).
 
 use std::fs::OpenOptions;
 use std::process;
@@ -277,6 +314,7 @@ mod catalog;
 mod dispatch;
 mod elicit;
 mod faults;
+mod http;
 mod listen;
 mod mrtr;
 mod state;
@@ -296,7 +334,11 @@ const USAGE: &str =
   [--crlf] [--bom] [--ignore-stdin-eof] [--ignore-sigterm] [--spawn-grandchild]
   [--grandchild-holds-stdout] [--daemon] [--answer-after-exit] [--record FILE] [--verbose]
   [--ttl-ms N] [--supported-versions V1,V2,...] [--strict-per-request] [--bad-tool-entry]
-  [--task-poll-ms N] [--help]";
+  [--task-poll-ms N] [--refuse-first N] [--help]
+  HTTP mode: --http ADDR [--http-sse] [--http-no-get] [--http-no-delete] [--http-legacy]
+  [--http-bad-header-tools] [--http-404-after N] [--http-cut-stream] [--http-stall-sse]
+  [--http-401 always|once] [--http-503 N] [--http-oversize BYTES] [--http-bad-sse]
+  [--http-redirect URL] [--http-slow-headers MS] [--http-record FILE]";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -310,9 +352,11 @@ enum GenerationMode {
     Both,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Config {
     generation: GenerationMode,
+    /// The `--http*` flags (see `http.rs`).
+    http: http::HttpConfig,
     discover_silent: bool,
     page_size: usize,
     cursor_loop: bool,
@@ -337,6 +381,7 @@ struct Config {
     strict_per_request: bool,
     bad_tool_entry: bool,
     task_poll_ms: Option<u64>,
+    refuse_first: u64,
 }
 
 enum ArgsError {
@@ -408,6 +453,7 @@ impl Config {
                 "--record" => cfg.record = Some(value()?),
                 "--ttl-ms" => cfg.ttl_ms = Some(parse_num(&flag, &value()?)?),
                 "--task-poll-ms" => cfg.task_poll_ms = Some(parse_num(&flag, &value()?)?),
+                "--refuse-first" => cfg.refuse_first = parse_num(&flag, &value()?)?,
                 "--supported-versions" => {
                     let list = value()?;
                     let versions = list.split(',').map(str::trim).filter(|v| !v.is_empty());
@@ -428,10 +474,14 @@ impl Config {
                 "--daemon" => switch(&mut cfg.daemon)?,
                 "--answer-after-exit" => switch(&mut cfg.answer_after_exit)?,
                 "--verbose" => switch(&mut cfg.verbose)?,
+                f if f.starts_with("--http") => {
+                    http::parse_flag(&mut cfg.http, f, inline.is_some(), &mut value)?
+                }
                 "--help" | "-h" => return Err(ArgsError::Help),
                 _ => return Err(ArgsError::Bad(format!("unknown argument '{flag}'"))),
             }
         }
+        cfg.http.validate()?;
         Ok(cfg)
     }
 }
@@ -491,6 +541,9 @@ pub fn main_with_args(args: impl Iterator<Item = std::ffi::OsString>) {
         flood_stderr(cfg.stderr_at_start);
     }
 
+    if cfg.http.addr.is_some() {
+        http::serve(cfg, record)
+    }
     let banner = cfg.banner;
     let shared = Arc::new(Shared::new(cfg, record));
     if banner {

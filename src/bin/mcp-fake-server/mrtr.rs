@@ -547,6 +547,14 @@ fn rounds_tool(
                 let key = format!("{key}_{round}");
                 action(response(&responses, &key)?, &key)?;
             }
+            if let (Some(token), Some(total)) = (&call.progress_token, rounds) {
+                // Progress across rounds: each request of the exchange has its own token.
+                shared.notify(
+                    "notifications/progress",
+                    json!({"progressToken": token, "progress": round, "total": total,
+                           "message": format!("round {round} answered")}),
+                );
+            }
             if rounds == Some(round) {
                 return ok(done);
             }

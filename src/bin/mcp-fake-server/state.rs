@@ -2,7 +2,8 @@
 //! mailbox of each call in flight, the server's own requests awaiting an answer, the count of
 //! running tool threads, per-process counters and subscriptions, open `subscriptions/listen`
 //! streams, tasks, the ids that got an MRTR `input_required`, cancelled server requests whose
-//! late answers are watched, and the `--record` file.
+//! late answers are watched, the -32022 refusals still to give (`--refuse-first`,
+//! `refuse_next`) and the ids refused, and the `--record` file.
 
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -125,6 +126,10 @@ pub(super) struct Shared {
     pub(super) mrtr_ids: Mutex<HashSet<String>>,
     /// Server requests cancelled by `ask_then_cancel`, watched for a late answer.
     pub(super) late_watch: Mutex<Vec<LateWatch>>,
+    /// Enveloped requests still to refuse with -32022 (`--refuse-first`, `refuse_next`).
+    pub(super) refusals_left: AtomicU64,
+    /// JSON text of the request ids refused that way (a retry must use a new id).
+    pub(super) refused_ids: Mutex<HashSet<String>>,
 }
 
 /// A server request that `ask_then_cancel` cancelled: did an answer come anyway?
@@ -142,6 +147,7 @@ impl Shared {
     pub(super) fn new(cfg: Config, record: Option<Mutex<File>>) -> Self {
         Shared {
             out: Arc::new(Mutex::new(Output::new(&cfg))),
+            refusals_left: AtomicU64::new(cfg.refuse_first),
             cfg,
             record,
             pending: Mutex::new(HashMap::new()),
@@ -159,6 +165,7 @@ impl Shared {
             tasks: Mutex::new(Vec::new()),
             mrtr_ids: Mutex::new(HashSet::new()),
             late_watch: Mutex::new(Vec::new()),
+            refused_ids: Mutex::new(HashSet::new()),
         }
     }
 

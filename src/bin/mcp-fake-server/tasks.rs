@@ -83,8 +83,9 @@ impl Status {
 enum Job {
     /// Sleep `ms`, then `slept MS` (or, with `fail`, the JSON-RPC error -32603 `job failed`).
     Sleep { ms: u64, fail: bool },
-    /// One elicitation of `name` through the task, then `hello NAME`.
-    Input,
+    /// One elicitation of `name` through the task, then `hello NAME`; 2026: still
+    /// `input_required` for `settle_ms` after the answer came.
+    Input { settle_ms: u64 },
 }
 
 pub(super) struct Task {
@@ -278,7 +279,9 @@ fn create(shared: &Arc<Shared>, call: &Call, ttl: Option<u64>) -> Outcome {
             if call.client.is_stateless() {
                 require_form(&call.client.capabilities)?;
             }
-            Job::Input
+            Job::Input {
+                settle_ms: arg_u64(call, "settle_ms", Some(0))?,
+            }
         }
         _ => Job::Sleep {
             ms: arg_u64(call, "ms", None)?,
@@ -348,7 +351,7 @@ fn run(shared: &Shared, task: &Task, job: Job) {
                 false => task.finish(shared, text_result(&format!("slept {ms}"))),
             }
         }
-        Job::Input => {
+        Job::Input { settle_ms } => {
             let waiting = "Waiting for the user's name.";
             let params = json!({
                 "mode": "form",
@@ -392,6 +395,11 @@ fn run(shared: &Shared, task: &Task, job: Job) {
                             Some(_) => {}
                         }
                     };
+                    // Eventually consistent: the answer is in, the status not yet.
+                    let settled = Instant::now().checked_add(Duration::from_millis(settle_ms));
+                    if settle_ms > 0 && !task.slot.sleep_until(settled) {
+                        return; // cancelled
+                    }
                     task.transition(shared, Status::Working, "Got the name.", |st| {
                         st.input_requests = None
                     });

@@ -16,7 +16,8 @@ use super::elicit::{
 use super::faults::{
     tool_block, tool_crash, tool_duplicate_id, tool_exit_stdout, tool_flood_requests, tool_garbage,
     tool_hang, tool_kill_self, tool_late, tool_no_content, tool_opaque_content, tool_oversize,
-    tool_result_type, tool_spawn_background, tool_stderr_flood, tool_stop_reading, tool_wrong_id,
+    tool_refuse_next, tool_result_type, tool_spawn_background, tool_stderr_flood,
+    tool_stop_reading, tool_wrong_id,
 };
 use super::listen::{announce, tool_end_listens, tool_listen_streams, tool_notify_changed, Topic};
 use super::mrtr::{
@@ -38,6 +39,8 @@ pub(super) struct Call {
     /// `params.inputResponses` and `params.requestState` (multi round-trip requests).
     pub(super) input_responses: Option<Value>,
     pub(super) request_state: Option<Value>,
+    /// `params._meta` as received.
+    pub(super) meta: Option<Value>,
 }
 
 pub(super) type ToolFn = fn(&Shared, &Call) -> Outcome;
@@ -214,6 +217,9 @@ static TOOLS: &[ToolDef] = &[
     tool!("env" => tool_env, Plain, "Returns an environment variable.", [req("name", "string")]),
     tool!("cwd" => tool_cwd, Plain, "Returns the current directory.", []),
     tool!("client_caps" => tool_client_caps, Plain, "What the server knows of the client.", []),
+    tool!("meta_echo" => tool_meta_echo, ReadOnly, "Returns the request's `_meta` as JSON.", []),
+    tool!("refuse_next" => tool_refuse_next, Plain,
+        "Answers the next `count` enveloped requests -32022.", [opt("count", "integer")]),
     tool!("spawn_background" => tool_spawn_background, Plain,
         "Spawns `sleep 1000` in the server's process group; answers its pid.", []),
     tool!("block" => tool_block, Destructive, "Blocks the main loop for `ms`.",
@@ -259,7 +265,7 @@ static TOOLS: &[ToolDef] = &[
     tool!("task_required" => tool_task_only, Plain, "Sleeps `ms`; only as a task.",
         [req("ms", "integer"), opt("fail", "boolean")]),
     tool!("task_input" => tool_task_only, Plain,
-        "A task that needs one elicitation, then `hello NAME`.", []),
+        "A task that needs one elicitation, then `hello NAME`.", [opt("settle_ms", "integer")]),
     tool!("ask_then_cancel" => tool_ask_then_cancel, Plain + threaded,
         "Sends elicitation/create, cancels it 100 ms later, answers.", []),
     tool!("ask_url" => tool_ask_url, Plain + threaded, "Sends a URL-mode elicitation/create.",
@@ -283,8 +289,9 @@ fn bad_tool_entries() -> Vec<Value> {
     ]
 }
 
-/// The tools of `tools/list`: the table, then `extra_*`, then `added_*`, then the
-/// `--bad-tool-entry` entries.
+/// The tools of `tools/list`: the table, then `extra_*`, then `added_*`, then `header_echo`
+/// and the `--http-bad-header-tools` entries (`http/headers.rs`), then the `--bad-tool-entry`
+/// entries.
 pub(super) fn tool_list(shared: &Shared, generation: Generation) -> Vec<Value> {
     let mut tools: Vec<Value> = TOOLS.iter().map(|t| t.to_json(generation)).collect();
     let added = shared.added_tools.load(Ordering::SeqCst);
@@ -298,6 +305,7 @@ pub(super) fn tool_list(shared: &Shared, generation: Generation) -> Vec<Value> {
             "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}
         })
     }));
+    tools.extend(super::http::http_tools(&shared.cfg));
     if shared.cfg.bad_tool_entry {
         tools.extend(bad_tool_entries());
     }
@@ -308,6 +316,9 @@ pub(super) fn tool_list(shared: &Shared, generation: Generation) -> Vec<Value> {
 pub(super) fn find_tool(shared: &Shared, name: &str) -> Option<(ToolFn, bool)> {
     if let Some(def) = TOOLS.iter().find(|t| t.name == name) {
         return Some((def.run, def.threaded));
+    }
+    if let Some(run) = super::http::find_http_tool(&shared.cfg, name) {
+        return Some((run, false));
     }
     let index_below = |prefix: &str, limit: usize| {
         name.strip_prefix(prefix)
@@ -621,4 +632,13 @@ fn tool_client_caps(_: &Shared, call: &Call) -> Outcome {
         "content": [{"type": "text", "text": value.to_string()}],
         "structuredContent": value
     })))
+}
+
+fn tool_meta_echo(_: &Shared, call: &Call) -> Outcome {
+    let meta = call.meta.clone().unwrap_or(Value::Null);
+    let mut result = text_result(&meta.to_string());
+    if let (true, Some(obj)) = (meta.is_object(), result.as_object_mut()) {
+        obj.insert("structuredContent".into(), meta);
+    }
+    Ok(Some(result))
 }

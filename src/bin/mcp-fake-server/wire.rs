@@ -135,7 +135,12 @@ pub(super) struct Output {
     bom_pending: bool,
     closed: bool,
     eol: &'static [u8],
+    /// HTTP mode: where each message goes instead of stdout (one call per message).
+    sink: Option<Sink>,
 }
+
+/// Receives each message (without a line terminator) in HTTP mode.
+pub(super) type Sink = Box<dyn Fn(&[u8]) + Send>;
 
 impl Output {
     pub(super) fn new(cfg: &Config) -> Self {
@@ -144,13 +149,22 @@ impl Output {
             bom_pending: cfg.bom,
             closed: false,
             eol: if cfg.crlf { b"\r\n" } else { b"\n" },
+            sink: None,
         }
+    }
+
+    /// Sends every message to `sink` from now on instead of stdout (HTTP mode).
+    pub(super) fn set_sink(&mut self, sink: Sink) {
+        self.sink = Some(sink);
     }
 
     /// Writes one full line (terminator added here) with a single write, then flushes.
     pub(super) fn emit(&mut self, body: &[u8]) {
         if self.closed {
             return;
+        }
+        if let Some(sink) = &self.sink {
+            return sink(body);
         }
         let mut line = Vec::with_capacity(body.len() + 5);
         if self.bom_pending {
