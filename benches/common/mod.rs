@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mcp_pool::{Generation, Pool, PoolSettings, ServerConfig, Session};
@@ -93,8 +94,14 @@ pub struct Raw {
     stdout: BufReader<ChildStdout>,
     line: String,
     buf: Vec<u8>,
+    /// The answer line of [`Raw::request`], as bytes (no UTF-8 pass before the parse).
+    answer: Vec<u8>,
     next_id: u64,
 }
+
+/// The size of the raw clients' read buffers: a pipe's capacity, so that a big answer is read
+/// in as few system calls as the pipe allows.
+const READ_BUFFER: usize = 64 * 1024;
 
 impl Raw {
     /// Spawns the fake server and runs the handshake.
@@ -106,13 +113,14 @@ impl Raw {
             .spawn()
             .expect("spawn the fake server");
         let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdout = BufReader::with_capacity(READ_BUFFER, child.stdout.take().unwrap());
         let mut raw = Raw {
             child,
             stdin,
             stdout,
             line: String::new(),
             buf: Vec::with_capacity(16 * 1024),
+            answer: Vec::new(),
             next_id: 1,
         };
         raw.send(INITIALIZE.as_bytes());
@@ -157,6 +165,34 @@ impl Raw {
         }
     }
 
+    /// One `tools/call` of `tool` with `arguments`, done as any client must at least do it:
+    /// the request serialized from the `Value` (`serde_json::to_writer`), one write, the answer
+    /// line read as bytes and, with `parse`, parsed into a `serde_json::Value` (without, only
+    /// checked for a `"result"`). Returns the answer line's length.
+    pub fn request(&mut self, tool: &str, arguments: &Value, parse: bool) -> usize {
+        self.buf.clear();
+        let request = json!({
+            "jsonrpc": "2.0",
+            "id": self.next_id,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments},
+        });
+        self.next_id += 1;
+        serde_json::to_writer(&mut self.buf, &request).unwrap();
+        self.buf.push(b'\n');
+        self.stdin.write_all(&self.buf).unwrap();
+        self.answer.clear();
+        self.stdout.read_until(b'\n', &mut self.answer).unwrap();
+        if parse {
+            let answer: Value = serde_json::from_slice(&self.answer).expect("an answer in JSON");
+            assert!(answer.get("result").is_some(), "{answer}");
+        } else {
+            let head = &self.answer[..self.answer.len().min(64)];
+            assert!(head.windows(8).any(|w| w == b"\"result\""));
+        }
+        self.answer.len()
+    }
+
     /// Closes stdin and waits for the server to exit.
     pub fn close(self) {
         let Raw {
@@ -164,6 +200,69 @@ impl Raw {
         } = self;
         drop(stdin);
         child.wait().unwrap();
+    }
+}
+
+/// The raw client in the design's shape: the calling thread hands each request line over a
+/// crossbeam channel to a writer thread, which writes it to the server's stdin, and reads the
+/// answer line itself. A sequential call crosses three threads (caller → writer → server →
+/// caller), as in mcp-pool, where the worker owns stdin: the best that shape allows.
+pub struct ThreeHop {
+    child: Child,
+    to_writer: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    writer: Option<JoinHandle<ChildStdin>>,
+    stdout: BufReader<ChildStdout>,
+    line: String,
+    next_id: u64,
+}
+
+impl ThreeHop {
+    /// Spawns the fake server, runs the handshake on the calling thread, then starts the
+    /// writer thread.
+    pub fn start() -> ThreeHop {
+        let Raw {
+            child,
+            mut stdin,
+            stdout,
+            ..
+        } = Raw::start();
+        let (to_writer, from_caller) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let writer = std::thread::Builder::new()
+            .name("raw-writer".into())
+            .spawn(move || {
+                for line in from_caller {
+                    stdin.write_all(&line).unwrap();
+                }
+                stdin
+            })
+            .expect("spawn the writer thread");
+        ThreeHop {
+            child,
+            to_writer: Some(to_writer),
+            writer: Some(writer),
+            stdout,
+            line: String::new(),
+            next_id: 1,
+        }
+    }
+
+    /// One call: a request line to the writer thread, the answer line read here.
+    pub fn call(&mut self) {
+        let mut buf = Vec::with_capacity(128);
+        echo_line(self.next_id, &mut buf);
+        self.next_id += 1;
+        self.to_writer.as_ref().unwrap().send(buf).unwrap();
+        self.line.clear();
+        self.stdout.read_line(&mut self.line).unwrap();
+        assert!(self.line.contains("\"result\"") && self.line.contains("hello"));
+    }
+
+    /// Stops the writer thread, closes stdin and waits for the server to exit.
+    pub fn close(mut self) {
+        drop(self.to_writer.take());
+        let stdin = self.writer.take().unwrap().join().unwrap();
+        drop(stdin);
+        self.child.wait().unwrap();
     }
 }
 
@@ -230,16 +329,16 @@ impl Samples {
     }
 }
 
-/// Times `f` `n` times into `samples`; returns the context switches of this process over
-/// the `n` runs (see [`switches`]).
-pub fn time_n(samples: &mut Samples, n: usize, mut f: impl FnMut()) -> u64 {
-    let before = switches();
+/// Times `f` `n` times into `samples`; returns the CPU time and the context switches of this
+/// process over the `n` runs (see [`usage`]).
+pub fn time_n(samples: &mut Samples, n: usize, mut f: impl FnMut()) -> Usage {
+    let before = usage();
     for _ in 0..n {
         let t = Instant::now();
         f();
         samples.push(t.elapsed());
     }
-    switches() - before
+    usage().since(before)
 }
 
 /// A duration for a table: milliseconds with three decimals below 10 ms.
@@ -386,11 +485,57 @@ pub fn cpu_time() -> (Duration, Duration) {
 /// Context switches of this process so far, all its threads (ended ones too), voluntary
 /// and involuntary (`getrusage`). Each voluntary one is a thread blocking to wait.
 pub fn switches() -> u64 {
+    usage().switches
+}
+
+/// This process's CPU time and context switches so far (`getrusage(RUSAGE_SELF)`: all its
+/// threads, ended ones too; not its children, the servers), or the difference of two.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// User plus system time, microsecond resolution.
+    pub cpu: Duration,
+    /// Voluntary plus involuntary context switches.
+    pub switches: u64,
+}
+
+impl Usage {
+    /// What was spent since `before`.
+    pub fn since(self, before: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
+
+    /// Client CPU time per call, in microseconds, for a table.
+    pub fn cpu_per(&self, calls: f64) -> String {
+        format!("{:.1} µs", self.cpu.as_secs_f64() * 1e6 / calls.max(1.0))
+    }
+
+    /// Context switches per call, for a table.
+    pub fn switches_per(&self, calls: f64) -> String {
+        format!("{:.1}", self.switches as f64 / calls.max(1.0))
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.cpu += other.cpu;
+        self.switches += other.switches;
+    }
+}
+
+/// See [`Usage`].
+pub fn usage() -> Usage {
     // SAFETY: `usage` is a plain C struct that getrusage fills in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to a rusage struct.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    (usage.ru_nvcsw + usage.ru_nivcsw) as u64
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Usage {
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        switches: (usage.ru_nvcsw + usage.ru_nivcsw) as u64,
+    }
 }
 
 /// Direct children of this process (pid, voluntary + involuntary context switches).

@@ -4,15 +4,18 @@
     python3 benches/peers/compare.py [--seconds 2] [--rounds 1] [--no-rmcp] [--no-python]
 
 Runs, in turn:
-  * this crate: `cargo bench --bench throughput` (one `Pool` session; 1, 8 and 64 caller
+  * this crate: `cargo bench --bench throughput` (one `Pool` session; 1, 8, 64 and 256 caller
     threads; the raw write-line/read-line loop as the floor), reading its BENCH-JSON line;
   * the official Python SDK client (`mcp` 2.3.0) from target/interop/venv, made by
     .ci/install-reference-servers: benches/peers/python_sdk.py;
   * the official async Rust SDK client (rmcp 3.11.0, tokio), its own Cargo project in
     benches/peers/rmcp/, outside this crate's dependency tree (built on first use, ~1 min).
 Each client runs its calls on one session; "callers" are threads for mcp-pool and tasks for
-the async clients. With --rounds N every client runs N times, in turn, and each figure is the
-median. Standard library only.
+the async clients. Every client also reports its CPU time and context switches per call
+(getrusage of its whole process over each interval; the server's are not counted). With
+--rounds N every client runs N times, in turn, and each figure is the median. Prints the
+calls/s, the CPU and switches per call, and mcp-pool's ratios against each peer (target: with
+8 and 64 callers, ≥ 1.2× rmcp's calls/s). Standard library only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "target/release/mcp-fake-server"
 VENV_PYTHON = Path(os.environ.get("MCP_POOL_INTEROP_DIR", ROOT / "target/interop")) / "venv/bin/python"
 RMCP_BIN = ROOT / "target/peers/release/rmcp-peer"
-FIGURES = ["sequential_p50_ms", "sequential_per_s", "concurrent_8_per_s", "concurrent_64_per_s"]
+CONCURRENCY = [8, 64, 256]
+# Columns: the sequential figure, then each concurrency.
+COLUMNS = ["sequential"] + [f"concurrent_{n}" for n in CONCURRENCY]
+FIGURES = ["sequential_p50_ms"] + [
+    f"{c}_{what}" for c in COLUMNS for what in ("per_s", "cpu_us_per_call", "switches_per_call")
+]
+# mcp-pool against rmcp: calls/s with 8 and 64 callers at least this many times rmcp's.
+TARGET_VS_RMCP = 1.2
 
 
 def run(cmd: list[str], env: dict | None = None) -> str:
@@ -45,15 +55,18 @@ def ours() -> dict:
     out = run(["cargo", "bench", "-q", "--bench", "throughput"], env)
     line = next(l for l in out.splitlines() if l.startswith("BENCH-JSON "))
     f = json.loads(line.removeprefix("BENCH-JSON "))["figures"]
-    one = f["one_session"]
-    raw = {"client": "raw write-line/read-line loop (floor)", "sequential_per_s": f["raw_1"]}
-    pool = {
-        "client": "mcp-pool (this crate, threads)",
-        "sequential_p50_ms": f["sequential_p50_ms"],
-        "sequential_per_s": one["1"],
-        "concurrent_8_per_s": one["8"],
-        "concurrent_64_per_s": one["64"],
+    one, cpu, switches = f["one_session"], f["one_session_cpu_us_per_call"], f["one_session_switches_per_call"]
+    raw = {
+        "client": "raw write-line/read-line loop (floor)",
+        "sequential_per_s": f["raw_1"],
+        "sequential_cpu_us_per_call": f["raw_1_cpu_us_per_call"],
+        "sequential_switches_per_call": f["raw_1_switches_per_call"],
     }
+    pool = {"client": "mcp-pool (this crate, threads)", "sequential_p50_ms": f["sequential_p50_ms"]}
+    for column, callers in zip(COLUMNS, ["1"] + [str(n) for n in CONCURRENCY]):
+        pool[f"{column}_per_s"] = one[callers]
+        pool[f"{column}_cpu_us_per_call"] = cpu[callers]
+        pool[f"{column}_switches_per_call"] = switches[callers]
     return {"raw": raw, "pool": pool}
 
 
@@ -101,18 +114,49 @@ def main() -> None:
 
     rows = [median_of(r) for r in results.values()]
     cell = lambda r, k, fmt: fmt.format(r[k]) if k in r else "—"
+    heads = ["sequential"] + [f"{n} callers" for n in CONCURRENCY]
     print(f"\nfake server {FAKE}, {os.cpu_count()} cores, median of {args.rounds} round(s)\n")
-    print("| client | sequential p50 | sequential calls/s | 8 callers, calls/s | 64 callers, calls/s |")
-    print("|---|---:|---:|---:|---:|")
+    print("calls per second, one session:\n")
+    print("| client | sequential p50 | " + " | ".join(f"{h}, calls/s" for h in heads) + " |")
+    print("|---|---:|" + "---:|" * len(heads))
     for r in rows:
-        print(
-            f"| {r['client']} | {cell(r, 'sequential_p50_ms', '{:.3f} ms')} | {cell(r, 'sequential_per_s', '{:,.0f}')}"
-            f" | {cell(r, 'concurrent_8_per_s', '{:,.0f}')} | {cell(r, 'concurrent_64_per_s', '{:,.0f}')} |"
-        )
+        cells = [cell(r, f"{c}_per_s", "{:,.0f}") for c in COLUMNS]
+        print(f"| {r['client']} | {cell(r, 'sequential_p50_ms', '{:.3f} ms')} | " + " | ".join(cells) + " |")
+
+    print("\nclient CPU time per call / client context switches per call (getrusage, whole process):\n")
+    print("| client | " + " | ".join(heads) + " |")
+    print("|---|" + "---:|" * len(heads))
+    for r in rows:
+        cells = []
+        for c in COLUMNS:
+            cpu, sw = f"{c}_cpu_us_per_call", f"{c}_switches_per_call"
+            cells.append(f"{r[cpu]:.1f} µs / {r[sw]:.1f}" if cpu in r and sw in r else "—")
+        print(f"| {r['client']} | " + " | ".join(cells) + " |")
+
     pool = rows[1]
-    for r in rows[2:]:
-        ratios = [f"{pool[k] / r[k]:.1f}×" for k in FIGURES[1:] if k in r]
-        print(f"\nmcp-pool vs {r['client']}: {', '.join(ratios)} the calls/s (sequential, 8, 64 callers)", end="")
+    print("\nmcp-pool's calls/s against each client's (and its CPU per call against theirs):\n")
+    print("| mcp-pool vs | " + " | ".join(heads) + " |")
+    print("|---|" + "---:|" * len(heads))
+    for r in [rows[0]] + rows[2:]:
+        cells = []
+        for c in COLUMNS:
+            k, cpu = f"{c}_per_s", f"{c}_cpu_us_per_call"
+            if k not in r:
+                cells.append("—")
+                continue
+            text = f"{pool[k] / r[k]:.2f}×"
+            if cpu in r and r[cpu] > 0:
+                text += f" (CPU {pool[cpu] / r[cpu]:.2f}×)"
+            cells.append(text)
+        print(f"| {r['client']} | " + " | ".join(cells) + " |")
+    rmcp = results.get("rmcp") and median_of(results["rmcp"])
+    if rmcp:
+        print()
+        for n in (8, 64):
+            k = f"concurrent_{n}_per_s"
+            x = pool[k] / rmcp[k]
+            verdict = "met" if x >= TARGET_VS_RMCP else "**missed**"
+            print(f"target: {n} callers ≥ {TARGET_VS_RMCP}× rmcp 3.11's calls/s: {x:.2f}×, {verdict}")
     print()
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The official Python MCP SDK's client against the repository's fake MCP server.
 
-One session; `echo` calls one at a time, then from 8 and 64 concurrent tasks, each for a
-fixed interval. Prints a table, or one JSON object with --json (read by compare.py).
+One session; `echo` calls one at a time, then from 8, 64 and 256 concurrent tasks, each for a
+fixed interval, each with the client's CPU time and context switches per call (getrusage of
+the whole process over the interval). Prints a table, or one JSON object with --json (read by
+compare.py).
 
     target/interop/venv/bin/python benches/peers/python_sdk.py \
         [--server target/release/mcp-fake-server] [--seconds 2] [--json]
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -28,10 +31,25 @@ from mcp.client.stdio import stdio_client
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = {"text": "hello"}
+CONCURRENCY = (8, 64, 256)
 
 
-async def sequential(session: ClientSession, seconds: float) -> tuple[float, list[float]]:
+def usage() -> tuple[float, int]:
+    """This process's CPU time (user + system, seconds) and context switches so far."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime, u.ru_nvcsw + u.ru_nivcsw
+
+
+def per_call(before: tuple[float, int], calls: int) -> tuple[float, float]:
+    """CPU µs and context switches per call since `before`."""
+    cpu, switches = usage()
+    calls = max(calls, 1)
+    return (cpu - before[0]) * 1e6 / calls, (switches - before[1]) / calls
+
+
+async def sequential(session: ClientSession, seconds: float) -> tuple[float, list[float], tuple]:
     latencies = []
+    before = usage()
     start = time.perf_counter()
     end = start + seconds
     while True:
@@ -41,10 +59,10 @@ async def sequential(session: ClientSession, seconds: float) -> tuple[float, lis
         result = await session.call_tool("echo", ARGS)
         latencies.append(time.perf_counter() - t)
         assert not result.is_error
-    return len(latencies) / (time.perf_counter() - start), latencies
+    return len(latencies) / (time.perf_counter() - start), latencies, per_call(before, len(latencies))
 
 
-async def concurrent(session: ClientSession, tasks: int, seconds: float) -> float:
+async def concurrent(session: ClientSession, tasks: int, seconds: float) -> tuple[float, tuple]:
     done = 0
     end = time.perf_counter() + seconds
 
@@ -55,11 +73,12 @@ async def concurrent(session: ClientSession, tasks: int, seconds: float) -> floa
             assert not result.is_error
             done += 1
 
+    before = usage()
     start = time.perf_counter()
     async with anyio.create_task_group() as group:
         for _ in range(tasks):
             group.start_soon(caller)
-    return done / (time.perf_counter() - start)
+    return done / (time.perf_counter() - start), per_call(before, done)
 
 
 async def measure(server: str, seconds: float) -> dict:
@@ -70,15 +89,20 @@ async def measure(server: str, seconds: float) -> dict:
                 init = await session.initialize()
                 for _ in range(200):  # warm-up
                     await session.call_tool("echo", ARGS)
-                rate, latencies = await sequential(session, seconds)
+                rate, latencies, (cpu, switches) = await sequential(session, seconds)
                 figures = {
                     "client": f"Python SDK (mcp {version('mcp')})",
                     "protocol_version": init.protocol_version,
                     "sequential_p50_ms": statistics.median(latencies) * 1e3,
                     "sequential_per_s": rate,
+                    "sequential_cpu_us_per_call": cpu,
+                    "sequential_switches_per_call": switches,
                 }
-                for tasks in (8, 64):
-                    figures[f"concurrent_{tasks}_per_s"] = await concurrent(session, tasks, seconds)
+                for tasks in CONCURRENCY:
+                    rate, (cpu, switches) = await concurrent(session, tasks, seconds)
+                    figures[f"concurrent_{tasks}_per_s"] = rate
+                    figures[f"concurrent_{tasks}_cpu_us_per_call"] = cpu
+                    figures[f"concurrent_{tasks}_switches_per_call"] = switches
                 return figures
 
 
@@ -95,9 +119,18 @@ def main() -> None:
         print(json.dumps(figures))
         return
     print(f"{figures['client']}, protocol {figures['protocol_version']}, {args.server}")
-    print(f"sequential: p50 {figures['sequential_p50_ms']:.3f} ms, {figures['sequential_per_s']:,.0f} calls/s")
-    for tasks in (8, 64):
-        print(f"{tasks} concurrent tasks: {figures[f'concurrent_{tasks}_per_s']:,.0f} calls/s")
+    f = figures
+    print(
+        f"sequential: p50 {f['sequential_p50_ms']:.3f} ms, {f['sequential_per_s']:,.0f} calls/s,"
+        f" {f['sequential_cpu_us_per_call']:.1f} µs CPU and"
+        f" {f['sequential_switches_per_call']:.1f} context switches per call"
+    )
+    for tasks in CONCURRENCY:
+        print(
+            f"{tasks} concurrent tasks: {f[f'concurrent_{tasks}_per_s']:,.0f} calls/s,"
+            f" {f[f'concurrent_{tasks}_cpu_us_per_call']:.1f} µs CPU and"
+            f" {f[f'concurrent_{tasks}_switches_per_call']:.1f} context switches per call"
+        )
 
 
 if __name__ == "__main__":
