@@ -36,17 +36,17 @@ static char *read_file(const char *path) {
     return text;
 }
 
-static int fail(const char *what, int code) {
+static int fail(const char *what, mcp_status code) {
     const char *why = mcp_last_error();
     fprintf(stderr, "hello: %s: %s (%s)\n", what, why ? why : "?", mcp_error_code_name(code));
     return 1;
 }
 
-static int run(mcp_pool *pool, int argc, char **argv) {
+static int run(const mcp_pool *pool, int argc, char **argv) {
     const char *server = argv[2];
     char *out = NULL;
     if (argc == 3) {
-        int rc = mcp_pool_list_tools(pool, server, &out);
+        mcp_status rc = mcp_pool_list_tools(pool, server, NULL /* default options */, &out);
         if (rc != MCP_OK) return fail("list tools", rc);
         printf("%s\n", out); /* a JSON array of tools */
         mcp_string_free(out);
@@ -54,7 +54,8 @@ static int run(mcp_pool *pool, int argc, char **argv) {
     }
     const char *tool = argv[3];
     const char *arguments = argc > 4 ? argv[4] : NULL;
-    int rc = mcp_pool_call_tool(pool, server, tool, arguments, 0 /* default timeout */, &out);
+    mcp_status rc = mcp_pool_call_tool(pool, server, tool, arguments, NULL /* default options */,
+                                       &out);
     if (rc != MCP_OK && rc != MCP_TOOL_ERROR) return fail(tool, rc);
     printf("%s\n", out); /* {"content": [...], "isError": ...} */
     mcp_string_free(out);
@@ -65,6 +66,11 @@ int main(int argc, char **argv) {
     if (argc < 3 || argc > 5) {
         fprintf(stderr, "usage: %s CONFIG.json SERVER [TOOL [ARGUMENTS_JSON]]\n", argv[0]);
         return 2;
+    }
+    if (mcp_abi_version() != MCP_POOL_ABI_VERSION) {
+        fprintf(stderr, "hello: built for ABI %d, the library has %u\n", MCP_POOL_ABI_VERSION,
+                mcp_abi_version());
+        return 1;
     }
     char *config = read_file(argv[1]);
     if (config == NULL) {
