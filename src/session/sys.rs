@@ -84,7 +84,11 @@ pub(crate) fn poll(watches: &mut [Watch], until: Option<Instant>) -> io::Result<
 /// closed while others may still ring it: a ring after the close does nothing (the
 /// descriptor's number is never written to once it may belong to someone else).
 #[derive(Debug)]
-pub(crate) struct Bell(parking_lot::Mutex<Option<OwnedFd>>);
+pub(crate) struct Bell(
+    parking_lot::Mutex<Option<OwnedFd>>,
+    /// Rung and not drained since (read without a system call).
+    std::sync::atomic::AtomicBool,
+);
 
 impl Bell {
     pub(crate) fn new() -> io::Result<Bell> {
@@ -94,15 +98,22 @@ impl Bell {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
-        Ok(Bell(parking_lot::Mutex::new(Some(unsafe {
-            OwnedFd::from_raw_fd(fd)
-        }))))
+        Ok(Bell(
+            parking_lot::Mutex::new(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+            std::sync::atomic::AtomicBool::new(false),
+        ))
+    }
+
+    /// Whether it was rung and not drained since.
+    pub(crate) fn is_rung(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Makes the bell readable (until it is drained).
     pub(crate) fn ring(&self) {
         let fd = self.0.lock();
         let Some(fd) = fd.as_ref() else { return };
+        self.1.store(true, std::sync::atomic::Ordering::Release);
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a local to our own eventfd, kept open by the lock we
         // hold. A full counter (EAGAIN) means it is already ringing, which is all we want.
@@ -119,6 +130,7 @@ impl Bell {
     pub(crate) fn drain(&self) {
         let fd = self.0.lock();
         let Some(fd) = fd.as_ref() else { return };
+        self.1.store(false, std::sync::atomic::Ordering::Release);
         let mut count: u64 = 0;
         // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd, kept open by
         // the lock we hold.
@@ -240,60 +252,6 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 #[cfg(test)]
 pub(crate) const POLL_GRAIN: Duration = Duration::from_millis(1);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bell_wakes_a_poll_and_drains() {
-        let bell = Bell::new().unwrap();
-        let mut w = [Watch::new(bell.fd().unwrap(), IN)];
-        assert!(!poll(&mut w, Some(Instant::now())).unwrap());
-        bell.ring();
-        bell.ring();
-        assert!(poll(&mut w, None).unwrap() && w[0].readable());
-        bell.drain();
-        assert!(!poll(&mut w, Some(Instant::now() + POLL_GRAIN)).unwrap());
-        bell.close();
-        bell.ring();
-        assert_eq!(bell.fd(), None);
-    }
-
-    #[test]
-    fn reads_and_writes_do_not_block() {
-        let (r, w) = pipe().unwrap();
-        set_nonblocking(r.as_raw_fd()).unwrap();
-        set_nonblocking(w.as_raw_fd()).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(read_into(r.as_raw_fd(), &mut buf, 16).unwrap(), None);
-        assert_eq!(write_some(w.as_raw_fd(), b"hello").unwrap(), 5);
-        assert_eq!(read_into(r.as_raw_fd(), &mut buf, 16).unwrap(), Some(5));
-        assert_eq!(buf, b"hello");
-        // A full pipe takes nothing more.
-        let big = vec![0u8; 1 << 20];
-        while write_some(w.as_raw_fd(), &big).unwrap() > 0 {}
-        assert_eq!(write_some(w.as_raw_fd(), b"x").unwrap(), 0);
-        drop(w);
-        let mut sink = Vec::new();
-        loop {
-            sink.clear();
-            match read_into(r.as_raw_fd(), &mut sink, 1 << 16).unwrap() {
-                Some(0) => break,
-                _ => continue,
-            }
-        }
-    }
-
-    #[test]
-    fn a_pidfd_becomes_readable_when_the_process_exits() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let fd = pidfd_open(child.id()).unwrap();
-        let mut w = [Watch::new(fd.as_raw_fd(), IN)];
-        assert!(poll(&mut w, Some(Instant::now() + Duration::from_secs(5))).unwrap());
-        child.wait().unwrap();
-    }
-}
-
 /// Starts a TCP connection without waiting for it: a non-blocking, close-on-exec socket
 /// whose connect is under way (wait for it to become writable, then read its error).
 pub(crate) fn tcp_connect_nonblocking(
@@ -370,5 +328,59 @@ fn sockaddr(addr: std::net::SocketAddr) -> (i32, libc::sockaddr_storage, libc::s
                 std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bell_wakes_a_poll_and_drains() {
+        let bell = Bell::new().unwrap();
+        let mut w = [Watch::new(bell.fd().unwrap(), IN)];
+        assert!(!poll(&mut w, Some(Instant::now())).unwrap());
+        bell.ring();
+        bell.ring();
+        assert!(poll(&mut w, None).unwrap() && w[0].readable());
+        bell.drain();
+        assert!(!poll(&mut w, Some(Instant::now() + POLL_GRAIN)).unwrap());
+        bell.close();
+        bell.ring();
+        assert_eq!(bell.fd(), None);
+    }
+
+    #[test]
+    fn reads_and_writes_do_not_block() {
+        let (r, w) = pipe().unwrap();
+        set_nonblocking(r.as_raw_fd()).unwrap();
+        set_nonblocking(w.as_raw_fd()).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_into(r.as_raw_fd(), &mut buf, 16).unwrap(), None);
+        assert_eq!(write_some(w.as_raw_fd(), b"hello").unwrap(), 5);
+        assert_eq!(read_into(r.as_raw_fd(), &mut buf, 16).unwrap(), Some(5));
+        assert_eq!(buf, b"hello");
+        // A full pipe takes nothing more.
+        let big = vec![0u8; 1 << 20];
+        while write_some(w.as_raw_fd(), &big).unwrap() > 0 {}
+        assert_eq!(write_some(w.as_raw_fd(), b"x").unwrap(), 0);
+        drop(w);
+        let mut sink = Vec::new();
+        loop {
+            sink.clear();
+            match read_into(r.as_raw_fd(), &mut sink, 1 << 16).unwrap() {
+                Some(0) => break,
+                _ => continue,
+            }
+        }
+    }
+
+    #[test]
+    fn a_pidfd_becomes_readable_when_the_process_exits() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let fd = pidfd_open(child.id()).unwrap();
+        let mut w = [Watch::new(fd.as_raw_fd(), IN)];
+        assert!(poll(&mut w, Some(Instant::now() + Duration::from_secs(5))).unwrap());
+        child.wait().unwrap();
     }
 }

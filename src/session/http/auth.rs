@@ -36,9 +36,7 @@ impl Challenge {
         let mut rest = header.trim();
         while !rest.is_empty() {
             rest = rest.trim_start_matches([' ', '\t', ',']);
-            let token_end = rest
-                .find(|c: char| c == ' ' || c == '\t' || c == ',' || c == '=')
-                .unwrap_or(rest.len());
+            let token_end = rest.find([' ', '\t', ',', '=']).unwrap_or(rest.len());
             let token = &rest[..token_end];
             if token.is_empty() {
                 break;

@@ -46,7 +46,7 @@ pub(crate) enum Exchanged {
 pub(crate) enum ReplyReader {
     Json(Option<ureq::Body>),
     Stream {
-        reader: ureq::BodyReader<'static>,
+        reader: Box<ureq::BodyReader<'static>>,
         parser: sse::Parser,
     },
 }
@@ -63,7 +63,7 @@ impl ReplyReader {
     pub(crate) fn new(reply: Reply, max: usize) -> ReplyReader {
         if reply.is_sse() {
             ReplyReader::Stream {
-                reader: reply.body.into_reader(),
+                reader: Box::new(reply.body.into_reader()),
                 parser: sse::Parser::new(max),
             }
         } else {
@@ -75,7 +75,7 @@ impl ReplyReader {
     /// event id and retry.
     fn resume(&mut self, reply: Reply) {
         if let ReplyReader::Stream { reader, .. } = self {
-            *reader = reply.body.into_reader();
+            **reader = reply.body.into_reader();
         }
     }
 
@@ -189,6 +189,7 @@ pub(crate) fn exchange(
     progress: &mut Option<&mut ProgressFn<'_>>,
     cancel: Option<&CancelHandle>,
 ) -> Exchanged {
+    // A bell of its own (not one kept per thread: no descriptor outlives the call).
     let bell = match Bell::new() {
         Ok(b) => Arc::new(b),
         Err(e) => {
@@ -205,15 +206,18 @@ pub(crate) fn exchange(
         })
     });
     let scope = Scope::enter(Some(deadline.at()), Some(bell));
+    // Marked sent from its first byte on the wire, not once the reply's head came: a
+    // session ending in between must not fail a request the server has as unsent.
+    let (table_of, id) = (shared.clone(), sent.id);
+    scope.on_write(move || table_of.table.lock().mark_sent(&[id]));
     let (line, headers) = request;
     let posted = link.post(&scope, &line, &headers);
-    if scope.wrote() {
-        shared.table.lock().mark_sent(&[sent.id]);
-    }
+    let wrote = scope.wrote();
     let reply = match posted {
         Ok(reply) => reply,
         Err(failed) => {
-            return Exchanged::Done(stopped(shared, link, sent, deadline, failed, scope.wrote()))
+            let outcome = stopped(shared, link, sent, deadline, failed, wrote);
+            return Exchanged::Done(written(outcome, wrote));
         }
     };
     if link.is_legacy() {
@@ -228,7 +232,7 @@ pub(crate) fn exchange(
         Err(outcome) => return Exchanged::Done(outcome),
     };
     let handshake = shared.generation() == Some(Generation::Handshake);
-    let outcome = read_reply(
+    let outcome = match read_reply(
         shared,
         link,
         sent,
@@ -237,11 +241,30 @@ pub(crate) fn exchange(
         deadline,
         progress,
         handshake,
-    );
+    ) {
+        Exchanged::Done(outcome) => Exchanged::Done(written(outcome, true)),
+        posted => posted,
+    };
     if let Exchanged::Done(Ok(_)) = outcome {
         reader.drain(shared, link, &scope);
     }
     outcome
+}
+
+/// A request some byte of which went out is never reported as unsent, whatever the
+/// pending table said when the session ended (it may have failed the request in the
+/// moment before the transport marked it sent).
+fn written(outcome: Result<Value, Error>, wrote: bool) -> Result<Value, Error> {
+    match outcome {
+        Err(Error::SessionClosed {
+            reason,
+            stderr_tail,
+        }) if wrote => Err(Error::OutcomeUnknown {
+            reason,
+            stderr_tail,
+        }),
+        other => other,
+    }
 }
 
 /// Reads a request's reply until its outcome (see [`exchange`]).
@@ -378,19 +401,21 @@ fn stopped(
         }),
         Failed::Expired => call::give_up(shared, sent, Stop::Deadline, deadline),
         Failed::Error(e @ Error::Connect { .. }) => {
-            // The server cannot be reached: the session is over. A request none of which
-            // went out cannot have run.
             shared.table.lock().abandon(sent.id);
             let reason = CloseReason::Broken(e.to_string());
-            shared.end(reason.clone());
             if wrote {
-                Err(Error::OutcomeUnknown {
+                // The request went out and its connection broke: its outcome is unknown.
+                // The server may well be there (a kept-alive connection it closed as the
+                // request went out): the session goes on, and the next request finds out.
+                return Err(Error::OutcomeUnknown {
                     reason,
                     stderr_tail: String::new(),
-                })
-            } else {
-                Err(e)
+                });
             }
+            // The server cannot be reached: the session is over. A request none of which
+            // went out cannot have run.
+            shared.end(reason);
+            Err(e)
         }
         Failed::Error(e) => {
             shared.table.lock().abandon(sent.id);
@@ -460,28 +485,42 @@ pub(crate) fn open(
         }
         return Ok(ReplyReader::new(reply, link.max_message));
     }
-    if status == 404 && link.session_id().is_some() && !reply.is_json() {
-        // The server forgot the session: this request did not run.
+    if !(reply.is_json() || status == 404 && link.session_id().is_some()) {
+        let e = link.http_error_with_body(reply);
+        return fail(e);
+    }
+    let is_json = reply.is_json();
+    let mut body = reply.body;
+    let bytes = if is_json {
+        body.with_config()
+            .limit(link.max_message as u64)
+            .read_to_vec()
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if status == 404 && link.session_id().is_some() && !answers(&bytes, sent.id) {
+        // The server forgot the session: this request did not run. (Servers commonly
+        // say so with a JSON-RPC error whose id is null or their own, never this
+        // request's: one that names this request is its answer, and is kept as such.)
         shared.end(CloseReason::Gone);
         return fail(Error::SessionClosed {
             reason: CloseReason::Gone,
             stderr_tail: String::new(),
         });
     }
-    if !reply.is_json() {
-        let e = link.http_error_with_body(reply);
-        return fail(e);
-    }
-    let mut body = reply.body;
-    let bytes = body
-        .with_config()
-        .limit(link.max_message as u64)
-        .read_to_vec()
-        .unwrap_or_default();
     if let Some(e) = rpc_error(&bytes) {
         return fail(inbound::server_error(e));
     }
     fail(link.http_error(status, &super::link::quote(&bytes)))
+}
+
+/// Whether a body is a JSON-RPC response to request `id`.
+fn answers(bytes: &[u8], id: u64) -> bool {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("id").and_then(crate::jsonrpc::our_id))
+        == Some(id)
 }
 
 /// The error of a JSON-RPC error response, whatever its id (an HTTP error status may come

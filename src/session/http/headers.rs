@@ -65,11 +65,10 @@ fn param_text(value: &Value) -> Option<String> {
 /// space, else the Base64 sentinel `=?base64?…?=` of its UTF-8 (also for a plain value that
 /// looks like the sentinel).
 pub(crate) fn header_text(s: &str) -> String {
-    let plain = s.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && !s.starts_with(' ')
-        && !s.ends_with(' ')
-        && !(s.starts_with("=?base64?") && s.ends_with("?="));
-    if plain {
+    let visible = s.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let padded = s.starts_with(' ') || s.ends_with(' ');
+    let sentinel = s.starts_with("=?base64?") && s.ends_with("?=");
+    if visible && !padded && !sentinel {
         s.to_owned()
     } else {
         format!("=?base64?{}?=", base64(s.as_bytes()))

@@ -335,7 +335,7 @@ impl Link {
                     }
                     url = next;
                 }
-                301 | 302 | 303 => {
+                301..=303 => {
                     let to = header(&reply, "location")
                         .map(|l| redact(&l))
                         .unwrap_or_default();
@@ -597,6 +597,11 @@ fn describe(e: &ureq::Error) -> (ConnectKind, String) {
                 | std::io::ErrorKind::HostUnreachable
                 | std::io::ErrorKind::NetworkUnreachable
                 | std::io::ErrorKind::AddrNotAvailable => ConnectKind::Refused,
+                // rustls reports each of its failures (the handshake, the certificate, a
+                // corrupt record) as an I/O error of this kind wrapping its own error;
+                // nothing else under the agent does (plain sockets fail with resets and
+                // EOFs, HTTP framing errors are ureq's own variants).
+                std::io::ErrorKind::InvalidData => ConnectKind::Tls,
                 _ => ConnectKind::Io,
             };
             (kind, io.to_string())

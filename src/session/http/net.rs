@@ -23,8 +23,20 @@ use ureq::unversioned::transport::{
 
 use super::super::sys::{self, Bell, Watch};
 
-/// The message of the I/O error a transport returns when the stop bell rang.
-pub(crate) const STOPPED: &str = "stopped by the mcp-pool session";
+/// The payload of the I/O error a transport returns when the stop bell rang. Its kind is
+/// `Other`, never `Interrupted`: rustls (and `std::io::Read::read_to_end`) retry an
+/// interrupted read or write at once, which, with a bell that stays rung until the reader
+/// drains it, is a busy loop that never ends the read.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by the mcp-pool session")
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 /// What the I/O of one exchange on this thread answers to.
 struct ScopeState {
@@ -34,6 +46,8 @@ struct ScopeState {
     wrote: std::cell::Cell<bool>,
     /// The stop bell was seen ringing.
     stopped: std::cell::Cell<bool>,
+    /// Run when a byte of a request goes out while `wrote` is not set yet.
+    on_write: RefCell<Option<Box<dyn Fn()>>>,
 }
 
 thread_local! {
@@ -54,6 +68,7 @@ impl Scope {
             stop,
             wrote: std::cell::Cell::new(false),
             stopped: std::cell::Cell::new(false),
+            on_write: RefCell::new(None),
         });
         let outer = SCOPE.with(|s| s.borrow_mut().replace(state.clone()));
         Scope { state, outer }
@@ -90,6 +105,15 @@ impl Scope {
         }
     }
 
+    /// Runs `f` as soon as a byte of a request goes out (again after each
+    /// [`clear_wrote`](Self::clear_wrote)): on the writing thread, inside the transport,
+    /// before the reply is waited for. The pending table learns there that the request
+    /// was sent, so a session that ends while the reply's head is awaited fails the call
+    /// as outcome unknown, never as unsent.
+    pub(crate) fn on_write(&self, f: impl Fn() + 'static) {
+        *self.state.on_write.borrow_mut() = Some(Box::new(f));
+    }
+
     /// Forgets the writes so far (before a new request under the same scope).
     pub(crate) fn clear_wrote(&self) {
         self.state.wrote.set(false);
@@ -120,7 +144,7 @@ fn wait_for(timeout: &NextTimeout, scope: Option<&ScopeState>) -> Option<Duratio
 }
 
 fn stopped() -> ureq::Error {
-    ureq::Error::Io(io::Error::new(io::ErrorKind::Interrupted, STOPPED))
+    ureq::Error::Io(io::Error::other(Stopped))
 }
 
 /// Waits until `fd` is ready for `events`, the stop bell rings or the wait ends.
@@ -179,8 +203,14 @@ impl Transport for Socket {
         let scope = current();
         let fd = self.stream.as_raw_fd();
         let mut at = 0;
+        // Write first, and wait only when the socket takes no more: a request usually
+        // fits in the socket's buffer at once.
+        let mut ready = true;
         while at < amount {
-            wait_ready(fd, sys::OUT, &timeout, scope.as_deref())?;
+            if !ready {
+                wait_ready(fd, sys::OUT, &timeout, scope.as_deref())?;
+            }
+            ready = true;
             match (&self.stream).write(&self.buffers.output()[at..amount]) {
                 Ok(0) => {
                     return Err(ureq::Error::Io(io::Error::new(
@@ -191,10 +221,14 @@ impl Transport for Socket {
                 Ok(n) => {
                     at += n;
                     if let Some(s) = &scope {
-                        s.wrote.set(true);
+                        if !s.wrote.replace(true) {
+                            if let Some(f) = s.on_write.borrow().as_ref() {
+                                f();
+                            }
+                        }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(ureq::Error::Io(e)),
             }
@@ -206,15 +240,28 @@ impl Transport for Socket {
         let timeout = timeout.for_read();
         let scope = current();
         let fd = self.stream.as_raw_fd();
+        // The stop bell is looked at before each wait (a read that finds data never
+        // waits); a bell rung while data keeps coming is seen at the next wait.
+        if scope
+            .as_deref()
+            .and_then(|s| s.stop.as_ref())
+            .is_some_and(|b| b.is_rung())
+        {
+            if let Some(s) = scope.as_deref() {
+                s.stopped.set(true);
+            }
+            return Err(stopped());
+        }
         loop {
-            wait_ready(fd, sys::IN, &timeout, scope.as_deref())?;
             let input = self.buffers.input_append_buf();
             match (&self.stream).read(input) {
                 Ok(n) => {
                     self.buffers.input_appended(n);
                     return Ok(n > 0);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_ready(fd, sys::IN, &timeout, scope.as_deref())?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(ureq::Error::Io(e)),
             }
@@ -268,7 +315,7 @@ impl<In: Transport> Connector<In> for SocketConnector {
 fn is_stop(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::Timeout(_) => true,
-        ureq::Error::Io(io) => io.kind() == io::ErrorKind::Interrupted,
+        ureq::Error::Io(io) => io.get_ref().is_some_and(|e| e.is::<Stopped>()),
         _ => false,
     }
 }
@@ -280,9 +327,7 @@ fn connect_one(
 ) -> Result<TcpStream, ureq::Error> {
     let stream = sys::tcp_connect_nonblocking(addr).map_err(ureq::Error::Io)?;
     let fd = stream.as_raw_fd();
-    if let Err(e) = wait_ready(fd, sys::OUT, timeout, scope) {
-        return Err(e);
-    }
+    wait_ready(fd, sys::OUT, timeout, scope)?;
     if let Some(e) = stream.take_error().map_err(ureq::Error::Io)? {
         return Err(ureq::Error::Io(e));
     }
@@ -317,7 +362,15 @@ impl Resolver for ScopedResolver {
         if let Some(wait) = wait_for(&timeout, scope.as_deref()) {
             timeout.after = ureq::unversioned::transport::time::Duration::Exact(wait);
         }
-        self.0.resolve(uri, config, timeout)
+        // A failed lookup comes back from the system resolver as a plain I/O error ("Name
+        // or service not known"): it is still an unknown host, not a broken connection.
+        self.0.resolve(uri, config, timeout).map_err(|e| match e {
+            ureq::Error::Io(io) => {
+                log::debug!("name lookup of `{host}` failed: {io}");
+                ureq::Error::HostNotFound
+            }
+            other => other,
+        })
     }
 }
 

@@ -464,7 +464,8 @@ impl HttpWorker {
                 let _ = self.shared.details.set(details);
                 self.initialized(scope)?;
                 if let Some(params) = set_level {
-                    let line = jsonrpc::request_line(SET_LEVEL_ID, "logging/setLevel", Some(&params));
+                    let line =
+                        jsonrpc::request_line(SET_LEVEL_ID, "logging/setLevel", Some(&params));
                     let (tx, _rx) = unbounded();
                     self.shared.table.lock().register_quiet(SET_LEVEL_ID, tx);
                     if let Ok(reply) = self.link.post(scope, &line, &[]) {
