@@ -224,6 +224,18 @@ pub enum Error {
     /// No server of that name is configured.
     #[error("unknown server `{0}`")]
     UnknownServer(String),
+
+    /// The tool ran and reported a failure (`isError`). Calls never return it by
+    /// themselves (a tool's failure is a result the model may read); it is what
+    /// [`CallToolResult::into_result`](crate::CallToolResult::into_result) and
+    /// [`CallToolResult::structured`](crate::CallToolResult::structured) make of one.
+    #[error("the tool failed: {message}")]
+    Tool {
+        /// The result's text (its text items, joined by newlines): the tool's message.
+        message: String,
+        /// The result as the server sent it.
+        result: Box<crate::protocol::CallToolResult>,
+    },
 }
 
 /// The kind of an [`Error`]: its variant without the details. Stable names for statistics,
@@ -275,6 +287,8 @@ pub enum ErrorKind {
     ServerFailing,
     /// [`Error::UnknownServer`].
     UnknownServer,
+    /// [`Error::Tool`].
+    Tool,
 }
 
 impl ErrorKind {
@@ -303,6 +317,7 @@ impl ErrorKind {
             ErrorKind::PoolBusy => "pool_busy",
             ErrorKind::ServerFailing => "server_failing",
             ErrorKind::UnknownServer => "unknown_server",
+            ErrorKind::Tool => "tool",
         }
     }
 }
@@ -350,6 +365,7 @@ impl Error {
             Error::PoolBusy { .. } => ErrorKind::PoolBusy,
             Error::ServerFailing { .. } => ErrorKind::ServerFailing,
             Error::UnknownServer(_) => ErrorKind::UnknownServer,
+            Error::Tool { .. } => ErrorKind::Tool,
         }
     }
 

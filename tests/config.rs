@@ -451,10 +451,30 @@ fn whole_pool_and_session_settings_take_effect() {
 
 #[test]
 fn inherit_env_passes_the_whole_environment() {
-    let allowed = ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
-    let Some((name, value)) = std::env::vars().find(|(k, v)| {
-        !allowed.contains(&k.as_str()) && !k.is_empty() && !v.is_empty() && !k.starts_with("RUST")
-    }) else {
+    let passed = |k: &str| {
+        k.contains("PROXY")
+            || k.contains("proxy")
+            || k.starts_with("LC_")
+            || [
+                "HOME",
+                "LOGNAME",
+                "PATH",
+                "SHELL",
+                "TERM",
+                "USER",
+                "LANG",
+                "LANGUAGE",
+                "SSL_CERT_FILE",
+                "SSL_CERT_DIR",
+                "NODE_EXTRA_CA_CERTS",
+                "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE",
+            ]
+            .contains(&k)
+    };
+    let Some((name, value)) = std::env::vars()
+        .find(|(k, v)| !passed(k) && !k.is_empty() && !v.is_empty() && !k.starts_with("RUST"))
+    else {
         return; // nothing beyond the always-passed variables to look for
     };
     let mut inherit = fake_entry();
@@ -503,11 +523,10 @@ fn build_rejects_bad_values_naming_the_server() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("server `k`: keepalive"), "{e}");
-    let e = load(json!({"pool": {"maxChildren": 0}, "mcpServers": {"k": {"command": "c"}}}))
-        .unwrap()
-        .build()
-        .unwrap_err();
-    assert!(e.to_string().contains("max children"), "{e}");
+    // A whole-pool value is checked as the file is read.
+    let e =
+        config_error(json!({"pool": {"maxChildren": 0}, "mcpServers": {"k": {"command": "c"}}}));
+    assert_eq!(e, "`pool.maxChildren` must be at least 1");
 }
 
 #[test]
@@ -566,7 +585,7 @@ fn a_missing_file_names_the_path() {
     let m = e.to_string();
     assert!(
         m.starts_with(&format!(
-            "invalid configuration: cannot read `{}`: ",
+            "invalid configuration: `{}`: cannot read it: ",
             path.display()
         )),
         "{m}"
@@ -578,4 +597,326 @@ fn a_missing_file_names_the_path() {
 #[test]
 fn builders_not_from_a_file_have_no_warnings() {
     assert!(Pool::builder().warnings().is_empty());
+}
+
+/// A directory under the temp directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-pool-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn message(e: Error) -> String {
+    match e {
+        Error::Config(m) => m,
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_bad_entry_leaves_out_only_its_server() {
+    let b = load(json!({"servers": {
+        "good": fake_entry(),
+        "gh": {"command": FAKE, "env": {"TOKEN": format!("${{{UNSET}}}")}},
+        "vs": {"command": FAKE, "args": ["--token", "${input:token}"]},
+        "typo": {"command": FAKE, "args": "--verbose"},
+        "ws": {"type": "websocket", "url": "wss://example.com/mcp"},
+        "off": {"command": FAKE, "disabled": true, "env": {"A": format!("${{{UNSET}}}")}},
+    }}))
+    .unwrap();
+    let gh = format!("server `gh` skipped: `env.TOKEN`: environment variable `{UNSET}` is not set");
+    let vs = "server `vs` skipped: `args[1]`: unsupported variable `${input:token}` (only `${VAR}` and `${env:VAR}`)";
+    let warnings = [
+        gh.as_str(),
+        "server `typo` skipped: `args` must be an array of strings",
+        vs,
+        "server `ws` skipped: type `websocket` is not supported (`stdio`, `http`, `streamable-http` or `sse`)",
+    ];
+    // A disabled entry is left out without a warning (its variables are never expanded).
+    assert_eq!(b.warnings(), warnings);
+    let pool = b.build().unwrap();
+    assert_eq!(pool.servers(), ["good"]);
+    assert_eq!(pool.config_warnings(), warnings, "the pool keeps them");
+    let skipped: Vec<(&str, bool)> = pool
+        .skipped_servers()
+        .iter()
+        .map(|s| (s.name.as_str(), s.disabled))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("gh", false),
+            ("off", true),
+            ("typo", false),
+            ("vs", false),
+            ("ws", false)
+        ]
+    );
+    // The others work.
+    assert_eq!(
+        text(&pool, "good", "echo", json!({"text": "still"})),
+        "still"
+    );
+    // A call to a left-out server says which, why, and (for a variable) which variable.
+    let call = |server: &str| pool.call_tool(server, "echo", json!({})).unwrap_err();
+    assert_eq!(message(call("gh")), gh);
+    assert_eq!(message(call("vs")), vs);
+    assert_eq!(
+        message(call("off")),
+        "server `off`: disabled in the configuration (`\"disabled\": true`)"
+    );
+    assert!(message(call("ws")).contains("type `websocket` is not supported"));
+    assert!(matches!(pool.list_tools("gh"), Err(Error::Config(_))));
+    assert!(matches!(pool.session("vs"), Err(Error::Config(_))));
+    assert!(matches!(call("nosuch"), Error::UnknownServer(_)));
+    pool.close();
+}
+
+#[test]
+fn a_file_none_of_whose_servers_can_be_used_is_an_error() {
+    let e = config_error(json!({"mcpServers": {
+        "a": {"command": format!("${{{UNSET}}}")},
+        "b": {"args": []},
+        "c": {"command": "c", "disabled": true},
+    }}));
+    assert_eq!(
+        e,
+        format!(
+            "server `a`: `command`: environment variable `{UNSET}` is not set (and 1 more \
+             servers cannot be used)"
+        )
+    );
+    let e = config_error(json!({"mcpServers": {"c": {"command": "c", "disabled": true}}}));
+    assert_eq!(e, "no servers to start: all 1 in `mcpServers` are disabled");
+}
+
+#[test]
+fn messages_about_a_file_name_it() {
+    let dir = TempDir::new("named");
+    let path = dir.write(
+        "mcp.json",
+        &json!({
+            "theme": "dark",
+            "mcpServers": {
+                "x": {"command": FAKE, "pool": {"maxSessions": 0}},
+                "gh": {"command": FAKE, "env": {"T": format!("${{{UNSET}}}")}},
+            }
+        })
+        .to_string(),
+    );
+    let at = format!("`{}`: ", path.display());
+    let b = PoolBuilder::from_file(&path).unwrap();
+    // Warnings,
+    assert_eq!(
+        b.warnings(),
+        [
+            format!("{at}unknown key `theme` at the top level"),
+            format!("{at}server `gh` skipped: `env.T`: environment variable `{UNSET}` is not set"),
+        ]
+    );
+    // what build() checks,
+    assert_eq!(
+        b.build().unwrap_err().to_string(),
+        format!("invalid configuration: {at}server `x`: max sessions must be at least 1")
+    );
+    // and the errors of calls to a skipped server.
+    let path = dir.write(
+        "ok.json",
+        &json!({"mcpServers": {
+            "x": fake_entry(),
+            "gh": {"command": FAKE, "env": {"T": format!("${{{UNSET}}}")}},
+        }})
+        .to_string(),
+    );
+    let pool = Pool::from_config_file(&path).unwrap();
+    let e = pool.call_tool("gh", "echo", json!({})).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "invalid configuration: `{}`: server `gh` skipped: `env.T`: environment variable \
+             `{UNSET}` is not set",
+            path.display()
+        )
+    );
+    pool.close();
+}
+
+#[cfg(unix)]
+#[test]
+fn relative_paths_resolve_against_the_files_directory() {
+    let dir = TempDir::new("relative");
+    std::fs::create_dir_all(dir.0.join("conf/bin")).unwrap();
+    std::fs::create_dir_all(dir.0.join("conf/work")).unwrap();
+    std::os::unix::fs::symlink(FAKE, dir.0.join("conf/bin/fake")).unwrap();
+    let path = dir.write(
+        "conf/mcp.json",
+        &json!({"mcpServers": {
+            "s": {"command": "./bin/fake", "cwd": "work", "pool": {"closeGraceSecs": 0.5}},
+            "t": {"command": "t", "args": ["./data.json", "../up", "plain/rel", "--opt=./x", "."]},
+        }})
+        .to_string(),
+    );
+    let b = PoolBuilder::from_file(&path).unwrap();
+    let conf = std::path::absolute(dir.0.join("conf")).unwrap();
+    let debug = format!("{b:?}");
+    let shown = |p: PathBuf| format!("{:?}", p.display().to_string());
+    assert!(debug.contains(&shown(conf.join("bin/fake"))), "{debug}");
+    // Only arguments that start with `./` or `../` are paths to resolve.
+    let args = format!(
+        "{:?}",
+        [
+            conf.join("data.json").display().to_string(),
+            conf.join("../up").display().to_string(),
+            "plain/rel".into(),
+            "--opt=./x".into(),
+            ".".into()
+        ]
+    );
+    assert!(debug.contains(&args), "{debug}");
+    // The server starts (the relative command was found) in the resolved `cwd`.
+    let pool = b.build().unwrap();
+    let cwd = PathBuf::from(text(&pool, "s", "cwd", json!({})));
+    assert_eq!(
+        cwd.canonicalize().unwrap(),
+        conf.join("work").canonicalize().unwrap()
+    );
+    pool.close();
+
+    // VS Code's `.vscode/mcp.json` belongs to the workspace folder above it.
+    let path = dir.write(
+        "ws/.vscode/mcp.json",
+        &json!({"servers": {"s": {"command": FAKE, "cwd": ".", "pool": {"closeGraceSecs": 0.5}}}})
+            .to_string(),
+    );
+    let pool = Pool::from_config_file(&path).unwrap();
+    let cwd = PathBuf::from(text(&pool, "s", "cwd", json!({})));
+    assert_eq!(
+        cwd.canonicalize().unwrap(),
+        dir.0.join("ws").canonicalize().unwrap()
+    );
+    pool.close();
+
+    // Text without a file leaves them as they are.
+    let b =
+        load(json!({"mcpServers": {"s": {"command": "./bin/fake", "args": ["./a"], "cwd": "w"}}}))
+            .unwrap();
+    let debug = format!("{b:?}");
+    assert!(
+        debug.contains("\"./bin/fake\"") && debug.contains("[\"./a\"]"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn the_shipped_example_config_resolves_from_any_directory() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let b = PoolBuilder::from_file(manifest.join("examples/mcp.json")).unwrap();
+    assert!(b.warnings().is_empty(), "{:?}", b.warnings());
+    let script = manifest.join(
+        "examples/../target/interop/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    // An absolute path, whatever the current directory is.
+    let debug = format!("{b:?}");
+    assert!(
+        debug.contains(&format!("{:?}", script.display().to_string())),
+        "{debug}"
+    );
+    let pool = b.build().unwrap();
+    assert_eq!(pool.servers(), ["everything", "everything-local"]);
+    pool.close();
+}
+
+#[test]
+fn pass_env_in_a_file_passes_names_and_prefixes() {
+    std::env::set_var("MCP_POOL_CFG_PASS_TOP", "top");
+    std::env::set_var("MCP_POOL_CFG_PFX_ONE", "one");
+    std::env::set_var("MCP_POOL_CFG_OWN", "own");
+    std::env::set_var("MCP_POOL_CFG_KEPT", "kept");
+    let mut entry = fake_entry();
+    entry["passEnv"] = json!(["MCP_POOL_CFG_PFX_*"]);
+    entry["pool"]["passEnv"] = json!(["MCP_POOL_CFG_OWN"]);
+    let pool = load(json!({
+        "pool": {"passEnv": ["MCP_POOL_CFG_PASS_TOP"]},
+        "mcpServers": {"a": entry, "b": fake_entry()}
+    }))
+    .unwrap()
+    .build()
+    .unwrap();
+    let env = |server: &str, name: &str| text(&pool, server, "env", json!({ "name": name }));
+    assert_eq!(env("a", "MCP_POOL_CFG_PASS_TOP"), "top");
+    assert_eq!(env("a", "MCP_POOL_CFG_PFX_ONE"), "one");
+    assert_eq!(env("a", "MCP_POOL_CFG_OWN"), "own");
+    assert_eq!(env("a", "MCP_POOL_CFG_KEPT"), "<unset>");
+    // The top level's is every server's; an entry's only its own.
+    assert_eq!(env("b", "MCP_POOL_CFG_PASS_TOP"), "top");
+    assert_eq!(env("b", "MCP_POOL_CFG_PFX_ONE"), "<unset>");
+    pool.close();
+
+    // A bad list leaves its server out, saying why.
+    let b = load(json!({"mcpServers": {
+        "ok": {"command": "c"},
+        "star": {"command": "c", "passEnv": ["*"]},
+        "eq": {"command": "c", "passEnv": ["A=B"]},
+        "str": {"command": "c", "passEnv": "HTTPS_PROXY"},
+    }}))
+    .unwrap();
+    assert_eq!(
+        b.warnings(),
+        [
+            "server `eq` skipped: `passEnv` `A=B` is neither a variable name nor a prefix ending in `*`",
+            "server `star` skipped: `passEnv` `*` names nothing (to pass everything, inherit the whole environment)",
+            "server `str` skipped: `passEnv` must be an array of strings",
+        ]
+    );
+    let e = config_error(json!({"pool": {"passEnv": [1]}, "mcpServers": {"x": {"command": "c"}}}));
+    assert_eq!(e, "`pool.passEnv` must be an array of strings");
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    let mut entry = fake_entry();
+    entry["pool"]["requestTimeoutSecs"] = json!(60);
+    let file = TempFile::new(
+        "overrides",
+        &json!({"pool": {"requestTimeoutSecs": 60}, "mcpServers": {"fake": entry}}).to_string(),
+    );
+    let pool = PoolBuilder::from_file_with(&file.0, &json!({"requestTimeoutSecs": 0.3}))
+        .unwrap()
+        .build()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let e = pool.call_tool("fake", "hang", json!({})).unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    pool.close();
+    let e = PoolBuilder::from_file_with(&file.0, &json!({"requestTimeoutSec": 1})).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("requestTimeoutSec")),
+        "{e}"
+    );
+    // `null` overrides nothing.
+    PoolBuilder::from_file_with(&file.0, &Value::Null)
+        .unwrap()
+        .build()
+        .unwrap()
+        .close();
 }

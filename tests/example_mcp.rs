@@ -510,3 +510,284 @@ fn a_killed_hosts_servers_take_their_process_groups_with_them() {
         },
     );
 }
+
+/// The stderr lines that are not configuration warnings.
+fn not_warnings(run: &Run) -> Vec<&str> {
+    run.stderr_lines()
+        .into_iter()
+        .filter(|l| !l.starts_with("mcp: warning: "))
+        .collect()
+}
+
+/// A directory whose `mcp.json` has a server of each status.
+fn with_every_status() -> TempDir {
+    let dir = TempDir::new();
+    let config = json!({"mcpServers": {
+        "fake": {"command": FAKE},
+        "gh": {"command": FAKE, "env": {"TOKEN": "${MCP_POOL_EXAMPLE_SURELY_UNSET}"}},
+        "ws": {"type": "websocket", "url": "wss://example.com/mcp"},
+        "off": {"command": FAKE, "disabled": true},
+    }});
+    dir.write("mcp.json", &config.to_string());
+    dir
+}
+
+#[test]
+fn servers_lists_each_with_its_status() {
+    let dir = with_every_status();
+    let run = mcp(&dir, &["servers"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let list: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        list,
+        json!([
+            {"name": "fake", "status": "configured"},
+            {"name": "gh", "status": "skipped",
+             "reason": "`env.TOKEN`: environment variable `MCP_POOL_EXAMPLE_SURELY_UNSET` is not set"},
+            {"name": "off", "status": "disabled"},
+            {"name": "ws", "status": "skipped",
+             "reason": "type `websocket` is not supported (`stdio`, `http`, `streamable-http` or `sse`)"},
+        ])
+    );
+    // The skipped ones were warned about; the rest of stderr is empty.
+    assert_eq!(run.stderr_lines().len(), 2, "{}", run.stderr);
+    assert!(not_warnings(&run).is_empty(), "{}", run.stderr);
+}
+
+#[test]
+fn a_skipped_or_disabled_server_says_so_and_the_others_work() {
+    let dir = with_every_status();
+    let run = mcp(&dir, &["gh", "tools"], "");
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        not_warnings(&run),
+        [
+            "mcp: gh: skipped in mcp.json: `env.TOKEN`: environment variable \
+          `MCP_POOL_EXAMPLE_SURELY_UNSET` is not set"
+        ]
+    );
+    let run = mcp(&dir, &["off", "call", "echo"], "");
+    assert_eq!(run.code, 2);
+    assert_eq!(not_warnings(&run), ["mcp: off: disabled in mcp.json"]);
+    let run = mcp(&dir, &["nosuch", "tools"], "");
+    assert_eq!(
+        not_warnings(&run),
+        ["mcp: nosuch: no such server in mcp.json (it has: fake)"]
+    );
+    let run = mcp(&dir, &["fake", "call", "echo", r#"{"text": "ok"}"#], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(text(&serde_json::from_str(&run.stdout).unwrap()), "ok");
+}
+
+/// A directory whose `mcp.json` has `slow`, a fake server that takes 1.5 s to start.
+fn with_slow_server() -> TempDir {
+    let dir = TempDir::new();
+    let config = json!({"mcpServers": {
+        "slow": {"command": FAKE, "args": ["--slow-start-ms", "1500"]},
+    }});
+    dir.write("mcp.json", &config.to_string());
+    dir
+}
+
+#[test]
+fn timeout_bounds_the_call_and_start_timeout_the_start() {
+    let dir = with_slow_server();
+    // The call's deadline does not count the 1.5 s start.
+    for args in [
+        &[
+            "--timeout",
+            "0.5",
+            "slow",
+            "call",
+            "echo",
+            r#"{"text": "late"}"#,
+        ][..],
+        &["--timeout", "0.5", "slow", "tools"],
+        &["--timeout", "0.5", "slow", "ping"],
+    ] {
+        let run = mcp(&dir, args, "");
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        // Not a terminal: no progress lines.
+        assert!(run.stderr.is_empty(), "{args:?}: {}", run.stderr);
+    }
+    // The start's own deadline, shorter than the start: only that fails.
+    let run = mcp(&dir, &["--start-timeout", "0.3", "slow", "tools"], "");
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("mcp: slow: timed out during handshake after 30"),
+        "{}",
+        run.stderr
+    );
+    let run = mcp(&dir, &["--start-timeout", "soon", "slow", "tools"], "");
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn a_slow_start_shows_progress_on_a_terminal() {
+    // `script` runs the example on a pseudo-terminal (util-linux).
+    let script = Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("skipped: no /usr/bin/script to give the example a terminal");
+        return;
+    }
+    let dir = with_slow_server();
+    let command = format!("{} slow ping", example().display());
+    let out = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(&dir.0)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("mcp: starting slow... 1 s"), "{text:?}");
+    assert!(text.contains("mcp: slow started in 1."), "{text:?}");
+    assert!(text.contains("roundTripMs"), "{text:?}");
+}
+
+#[test]
+fn resources_prompts_ping_and_info() {
+    let dir = TempDir::with_config();
+    let run = mcp(&dir, &["fake", "resources"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let resources: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(resources.len(), 5, "{}", run.stdout);
+    assert_eq!(resources[1]["uri"], "fake://r/1");
+
+    let run = mcp(&dir, &["fake", "read", "fake://r/1"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let read: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(read["contents"][0]["text"], "resource 1", "{read}");
+    let run = mcp(&dir, &["fake", "read", "fake://nope"], "");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.starts_with("mcp: fake: server error"),
+        "{}",
+        run.stderr
+    );
+
+    let run = mcp(&dir, &["fake", "prompts"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let prompts: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(prompts[0]["name"], "greet", "{}", run.stdout);
+    let run = mcp(&dir, &["fake", "prompt", "greet", r#"{"name": "Ada"}"#], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let prompt: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        prompt["messages"][0]["content"]["text"], "Hello Ada",
+        "{prompt}"
+    );
+
+    let run = mcp(&dir, &["fake", "ping"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ping: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        ping["roundTripMs"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{ping}"
+    );
+
+    let run = mcp(&dir, &["fake", "info"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let info: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(info["protocolVersion"].is_string(), "{info}");
+    assert!(info["capabilities"]["tools"].is_object(), "{info}");
+    assert_eq!(info["serverInfo"]["name"], "mcp-fake-server", "{info}");
+    assert_eq!(info["transport"], "stdio", "{info}");
+    for args in [
+        &["fake", "read"][..],
+        &["fake", "prompt"],
+        &["fake", "info", "x"],
+    ] {
+        assert_eq!(mcp(&dir, args, "").code, 2, "{args:?}");
+    }
+}
+
+#[test]
+fn a_dying_servers_cause_is_shown_even_above_a_long_stack() {
+    // What node prints for a script that does not exist: the cause is above the stack, so
+    // the last few lines alone miss it.
+    let dir = TempDir::new();
+    let node_error = "node:internal/modules/cjs/loader:1228\n  throw err;\n  ^\n\n\
+        Error: Cannot find module '/srv/app/dist/index.js'\n\
+        \x20   at Module._resolveFilename (node:internal/modules/cjs/loader:1225:15)\n\
+        \x20   at Module._load (node:internal/modules/cjs/loader:1051:27)\n\
+        \x20   at Function.executeUserEntryPoint [as runMain] (node:internal/modules/run_main:174:12)\n\
+        \x20   at node:internal/main/run_main_module:28:49 {\n\
+        \x20 code: 'MODULE_NOT_FOUND',\n  requireStack: []\n}\n\nNode.js v20.11.1\n";
+    let script = dir.write("node-error.txt", node_error);
+    let config = json!({"mcpServers": {
+        "node": {"command": "sh", "args": ["-c", format!("cat '{}' >&2; exit 1", script.display())]},
+    }});
+    dir.write("mcp.json", &config.to_string());
+    let run = mcp(&dir, &["node", "tools"], "");
+    assert_eq!(run.code, 2);
+    let lines = run.stderr_lines();
+    assert!(
+        lines[0].starts_with("mcp: node: handshake with server failed: server exited with code 1"),
+        "{}",
+        run.stderr
+    );
+    let shown: Vec<&str> = lines[1..].iter().map(|l| l.trim()).collect();
+    assert!(
+        shown.contains(&"Error: Cannot find module '/srv/app/dist/index.js'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        shown.contains(&"code: 'MODULE_NOT_FOUND',"),
+        "{}",
+        run.stderr
+    );
+    // The stack is cut to its first frames.
+    assert!(shown.contains(&"... 2 more frames"), "{}", run.stderr);
+    assert!(!run.stderr.contains("run_main_module"), "{}", run.stderr);
+}
+
+#[test]
+fn a_running_servers_chatter_is_not_shown_as_the_cause() {
+    // The server writes at start and is healthy, but speaks only the per-request
+    // generation while the file pins the handshake one: the start fails for that reason.
+    let dir = TempDir::new();
+    let config = json!({"mcpServers": {
+        "chatty": {
+            "command": FAKE,
+            "args": ["--generation", "stateless", "--stderr-at-start", "300"],
+            "pool": {"generation": "handshake"}
+        },
+    }});
+    dir.write("mcp.json", &config.to_string());
+    let run = mcp(&dir, &["chatty", "tools"], "");
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr_lines().len(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("mcp: chatty: "), "{}", run.stderr);
+    assert!(!run.stderr.contains("server stderr"), "{}", run.stderr);
+}
+
+#[test]
+fn the_shipped_config_works_from_any_directory() {
+    let dir = TempDir::new();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mcp.json");
+    let config = shipped.to_str().unwrap();
+    let run = mcp(&dir, &["--config", config, "servers"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let names: Vec<Value> = serde_json::from_str::<Vec<Value>>(&run.stdout)
+        .unwrap()
+        .into_iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, ["everything", "everything-local"]);
+    // Its local server runs from here when the reference servers are installed.
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "target/interop/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    let node = Command::new("node").arg("--version").output().is_ok();
+    if !installed.exists() || !node {
+        eprintln!("skipped running everything-local: no node or no .ci/install-reference-servers");
+        return;
+    }
+    let run = mcp(&dir, &["--config", config, "everything-local", "ping"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

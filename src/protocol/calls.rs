@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::content::{CallToolResult, GetPromptResult};
+use super::content::{
+    CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate,
+};
 use super::tools::{read_tools, Tool};
 use super::{is_read_only_method, LogLevel};
 use crate::error::Error;
@@ -44,9 +46,9 @@ fn nothing(_: Value, _: &str) -> Result<(), Error> {
 }
 
 /// A `resources/read` result must have its `contents`.
-fn contents(value: Value, method: &str) -> Result<Value, Error> {
+fn contents(value: Value, method: &str) -> Result<ReadResourceResult, Error> {
     match value.get("contents") {
-        Some(Value::Array(_)) => Ok(value),
+        Some(Value::Array(_)) => parse_as(value, method),
         _ => Err(Error::Protocol(format!(
             "`{method}` result has no `contents` array"
         ))),
@@ -137,11 +139,6 @@ impl Call<Value> {
         })
     }
 
-    /// `resources/read`: the result (`contents`: items with `uri` and `text` or `blob`).
-    pub(crate) fn read_resource(uri: &str) -> Call<Value> {
-        Call::of("resources/read", Some(json!({ "uri": uri })), contents)
-    }
-
     /// `completion/complete`: the `completion` object.
     pub(crate) fn complete(reference: Value, argument: Value) -> Call<Value> {
         let params = json!({ "ref": reference, "argument": argument });
@@ -156,19 +153,30 @@ impl Call<Vec<Tool>> {
     }
 }
 
-impl Call<Vec<Value>> {
+impl Call<ReadResourceResult> {
+    /// `resources/read`: the result (`contents`: items with `uri` and `text` or `blob`).
+    pub(crate) fn read_resource(uri: &str) -> Call<ReadResourceResult> {
+        Call::of("resources/read", Some(json!({ "uri": uri })), contents)
+    }
+}
+
+impl Call<Vec<Resource>> {
     /// `resources/list`, every page.
-    pub(crate) fn list_resources() -> Call<Vec<Value>> {
+    pub(crate) fn list_resources() -> Call<Vec<Resource>> {
         Call::of("resources/list", None, parse_as).paged("resources")
     }
+}
 
+impl Call<Vec<ResourceTemplate>> {
     /// `resources/templates/list`, every page.
-    pub(crate) fn list_resource_templates() -> Call<Vec<Value>> {
+    pub(crate) fn list_resource_templates() -> Call<Vec<ResourceTemplate>> {
         Call::of("resources/templates/list", None, parse_as).paged("resourceTemplates")
     }
+}
 
+impl Call<Vec<Prompt>> {
     /// `prompts/list`, every page.
-    pub(crate) fn list_prompts() -> Call<Vec<Value>> {
+    pub(crate) fn list_prompts() -> Call<Vec<Prompt>> {
         Call::of("prompts/list", None, parse_as).paged("prompts")
     }
 }

@@ -1,8 +1,13 @@
 //! Results the client reads into types: a tool call's result, its content items (an unknown
-//! kind of item is kept as raw JSON, not a failure), a prompt, and a batch's tool call.
+//! kind of item is kept as raw JSON, not a failure), a prompt, a batch's tool call, and the
+//! resources, resource templates and prompts a server lists (optional fields of the wrong
+//! type dropped, unknown fields kept).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::error::Error;
 
 /// The result of `tools/call`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -33,6 +38,77 @@ impl CallToolResult {
             out.push_str(text);
         }
         out
+    }
+
+    /// The result as `Ok`, or, when the tool reported a failure (`isError`), an
+    /// [`Error::Tool`] carrying the tool's text (and the result), so a failed tool can end
+    /// a chain of `?`.
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+    /// use serde_json::json;
+    ///
+    /// let text = pool.call_tool("s", "read_file", json!({"path": "a.txt"}))?.into_result()?.text();
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn into_result(self) -> Result<CallToolResult, Error> {
+        if !self.is_error {
+            return Ok(self);
+        }
+        Err(Error::Tool {
+            message: self.text(),
+            result: Box::new(self),
+        })
+    }
+
+    /// The structured result read into `T`: the `structuredContent`, or, from a server that
+    /// sends none (structured output came with protocol version 2025-06-18, and such
+    /// servers also send it as JSON text), the text items parsed as JSON. A result with
+    /// `isError` is an [`Error::Tool`] (as [`into_result`](Self::into_result)); a result
+    /// with no structured content, or one that does not fit `T`, an [`Error::Protocol`]
+    /// saying why. (When the tool declares an output schema, the pool has already checked
+    /// `structuredContent` against it.)
+    ///
+    /// ```
+    /// use mcp_pool::CallToolResult;
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Weather {
+    ///     temperature: f64,
+    /// }
+    ///
+    /// let result: CallToolResult = serde_json::from_value(serde_json::json!({
+    ///     "content": [{"type": "text", "text": "{\"temperature\": 21.5}"}],
+    ///     "structuredContent": {"temperature": 21.5}
+    /// }))?;
+    /// let weather: Weather = result.structured()?;
+    /// assert_eq!(weather.temperature, 21.5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn structured<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        if self.is_error {
+            return Err(Error::Tool {
+                message: self.text(),
+                result: Box::new(self.clone()),
+            });
+        }
+        let wrong = |e: serde_json::Error, place: &str| {
+            Error::Protocol(format!(
+                "the tool result's {place} is not a `{}`: {e}",
+                std::any::type_name::<T>()
+            ))
+        };
+        if let Some(value) = &self.structured_content {
+            return T::deserialize(value).map_err(|e| wrong(e, "`structuredContent`"));
+        }
+        let text = self.text();
+        if text.trim().is_empty() {
+            return Err(Error::Protocol(
+                "the tool result has no `structuredContent` (and no JSON text)".into(),
+            ));
+        }
+        serde_json::from_str(&text).map_err(|e| wrong(e, "text (it has no `structuredContent`)"))
     }
 }
 
@@ -253,10 +329,279 @@ pub struct PromptMessage {
     pub content: Content,
 }
 
+/// An optional field read leniently: a value of the wrong type is dropped (`None`), so one
+/// odd field does not fail a whole list.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// A list read leniently: entries that do not fit are dropped, and a value that is not a
+/// list is an empty one.
+fn lenient_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(match value {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// A resource the server offers (`resources/list`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    /// Its URI, to read it with [`Pool::read_resource`](crate::Pool::read_resource).
+    pub uri: String,
+    /// Its name (empty when the server gave none).
+    #[serde(default)]
+    pub name: String,
+    /// A display title.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub title: Option<String>,
+    /// What it is.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    /// Its MIME type.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mime_type: Option<String>,
+    /// Its size in bytes, when the server knows it.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub size: Option<u64>,
+    /// Any other fields (`annotations`, `icons`, `_meta`, ...), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A resource template the server offers (`resources/templates/list`): URIs it can read
+/// by filling in an RFC 6570 template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceTemplate {
+    /// The URI template, e.g. `file:///{path}`.
+    pub uri_template: String,
+    /// Its name (empty when the server gave none).
+    #[serde(default)]
+    pub name: String,
+    /// A display title.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub title: Option<String>,
+    /// What it is.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    /// The MIME type of the resources it names.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mime_type: Option<String>,
+    /// Any other fields, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The result of `resources/read`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadResourceResult {
+    /// The contents (required by the protocol: a result without them is a protocol error).
+    pub contents: Vec<ResourceContents>,
+    /// The result's `_meta`, if any.
+    #[serde(default, rename = "_meta", skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+    /// Any other fields, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ReadResourceResult {
+    /// The text of all text contents, joined by newlines.
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .contents
+            .iter()
+            .filter_map(|c| c.text.as_deref())
+            .collect();
+        texts.join("\n")
+    }
+}
+
+/// One item of a resource's contents: text, or a blob (base64).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceContents {
+    /// The URI of what this item holds.
+    pub uri: String,
+    /// Its MIME type.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mime_type: Option<String>,
+    /// The text, for text contents.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub text: Option<String>,
+    /// The base64 data, for binary contents.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub blob: Option<String>,
+    /// Any other fields (`_meta`, ...), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A prompt the server offers (`prompts/list`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// Its name, to get it with [`Pool::get_prompt`](crate::Pool::get_prompt).
+    pub name: String,
+    /// A display title.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub title: Option<String>,
+    /// What it is for.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    /// The arguments it takes.
+    #[serde(
+        default,
+        deserialize_with = "lenient_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub arguments: Vec<PromptArgument>,
+    /// Any other fields (`icons`, `_meta`, ...), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One argument of a [`Prompt`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptArgument {
+    /// Its name, the key in [`Pool::get_prompt`](crate::Pool::get_prompt)'s arguments.
+    pub name: String,
+    /// A display title.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub title: Option<String>,
+    /// What it is.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    /// Whether it must be given.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub required: Option<bool>,
+    /// Any other fields, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resources_and_prompts_read_leniently_and_round_trip() {
+        let r: Resource = serde_json::from_value(json!({
+            "uri": "file:///a", "name": "a", "mimeType": "text/plain", "size": "big",
+            "annotations": {"priority": 1}
+        }))
+        .unwrap();
+        assert_eq!(
+            (r.uri.as_str(), r.mime_type.as_deref()),
+            ("file:///a", Some("text/plain"))
+        );
+        assert_eq!(r.size, None, "a size of the wrong type is dropped");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"uri": "file:///a", "name": "a", "mimeType": "text/plain", "annotations": {"priority": 1}})
+        );
+        assert!(serde_json::from_value::<Resource>(json!({"name": "no uri"})).is_err());
+        let t: ResourceTemplate =
+            serde_json::from_value(json!({"uriTemplate": "fake://r/{n}", "name": "r"})).unwrap();
+        assert_eq!(t.uri_template, "fake://r/{n}");
+        let p: Prompt = serde_json::from_value(json!({
+            "name": "greet",
+            "arguments": [{"name": "name", "required": true}, {"required": true}]
+        }))
+        .unwrap();
+        assert_eq!(
+            p.arguments.len(),
+            1,
+            "an argument without a name is dropped"
+        );
+        assert_eq!(p.arguments[0].required, Some(true));
+        let read: ReadResourceResult = serde_json::from_value(json!({
+            "contents": [
+                {"uri": "fake://r/1", "mimeType": "text/plain", "text": "one"},
+                {"uri": "fake://r/1#b", "blob": "AA=="},
+                {"uri": "fake://r/1#c", "text": "two"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(read.text(), "one\ntwo");
+        assert_eq!(read.contents[1].blob.as_deref(), Some("AA=="));
+        assert!(serde_json::from_value::<ReadResourceResult>(json!({})).is_err());
+    }
 
     #[test]
     fn call_result_parses_every_content_kind() {
@@ -278,6 +623,72 @@ mod tests {
         let back = serde_json::to_value(&r).unwrap();
         assert_eq!(back["content"][1]["mimeType"], "image/png");
         assert_eq!(back["content"][4]["annotations"]["priority"], 1);
+    }
+
+    #[test]
+    fn into_result_turns_is_error_into_a_tool_error() {
+        let ok: CallToolResult =
+            serde_json::from_value(json!({"content": [{"type": "text", "text": "fine"}]})).unwrap();
+        assert_eq!(ok.clone().into_result().unwrap(), ok);
+        let failed: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "no such file"}, {"type": "text", "text": "a.txt"}],
+            "isError": true
+        }))
+        .unwrap();
+        let e = failed.clone().into_result().unwrap_err();
+        assert_eq!(e.to_string(), "the tool failed: no such file\na.txt");
+        assert_eq!(e.kind(), crate::ErrorKind::Tool);
+        let Error::Tool { result, .. } = e else {
+            unreachable!()
+        };
+        assert_eq!(*result, failed);
+    }
+
+    #[test]
+    fn structured_reads_the_structured_content_or_the_json_text() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Sum {
+            sum: i64,
+        }
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "not json"}],
+            "structuredContent": {"sum": 3}
+        }))
+        .unwrap();
+        assert_eq!(r.structured::<Sum>().unwrap(), Sum { sum: 3 });
+        // An older server: the JSON is in the text.
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "{\"sum\": 4}"}]
+        }))
+        .unwrap();
+        assert_eq!(r.structured::<Sum>().unwrap(), Sum { sum: 4 });
+        let e = r.structured::<Vec<u8>>().unwrap_err();
+        assert!(
+            matches!(&e, Error::Protocol(m) if m.contains("is not a `alloc::vec::Vec<u8>`")),
+            "{e}"
+        );
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [], "structuredContent": {"total": 1}
+        }))
+        .unwrap();
+        let e = r.structured::<Sum>().unwrap_err();
+        assert!(
+            matches!(&e, Error::Protocol(m) if m.contains("`structuredContent`") && m.contains("sum")),
+            "{e}"
+        );
+        let r: CallToolResult = serde_json::from_value(json!({"content": []})).unwrap();
+        let e = r.structured::<Sum>().unwrap_err();
+        assert!(
+            matches!(&e, Error::Protocol(m) if m.contains("no `structuredContent`")),
+            "{e}"
+        );
+        let r: CallToolResult = serde_json::from_value(json!({
+            "content": [{"type": "text", "text": "boom"}], "isError": true
+        }))
+        .unwrap();
+        assert!(
+            matches!(r.structured::<Sum>(), Err(Error::Tool { message, .. }) if message == "boom")
+        );
     }
 
     #[test]

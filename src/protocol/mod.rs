@@ -12,7 +12,10 @@ use serde_json::Value;
 use crate::config::Generation;
 
 pub(crate) use calls::{kind_of, Call, ResultType};
-pub use content::{CallToolResult, Content, GetPromptResult, PromptMessage, ToolCall};
+pub use content::{
+    CallToolResult, Content, GetPromptResult, Prompt, PromptArgument, PromptMessage,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, ToolCall,
+};
 pub(crate) use tasks::TASKS_EXTENSION;
 pub use tasks::{Task, TaskStatus};
 pub(crate) use tools::{header_params, ToolIndex};
@@ -129,6 +132,10 @@ impl LogLevel {
 /// The JSON-RPC error code of "unsupported protocol version" (per-request generation);
 /// its `data.supported` lists the versions the server speaks.
 pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// The JSON-RPC error code of "header mismatch" (Streamable HTTP, per-request generation):
+/// the request's `Mcp-*` headers do not match its body.
+pub(crate) const HEADER_MISMATCH: i64 = -32020;
 
 /// The versions an unsupported-version error's `data.supported` lists.
 pub(crate) fn supported_versions(data: Option<&Value>) -> Vec<String> {

@@ -321,7 +321,14 @@ impl Worker {
                 let reason = self.settle(reason);
                 let why = match &reason {
                     CloseReason::Closed => "the start was abandoned".to_owned(),
-                    other => format!("{other} during the handshake"),
+                    // A process that died starting may lack a variable it was not passed.
+                    other => match &self.process {
+                        Some(_) => format!(
+                            "{other} during the handshake{}",
+                            super::process::withheld_note(config)
+                        ),
+                        None => format!("{other} during the handshake"),
+                    },
                 };
                 break Err((self.handshake_error(why), reason));
             }

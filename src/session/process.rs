@@ -1,13 +1,18 @@
 //! The child process: spawning (environment policy, program lookup, its own process group,
 //! the watchdog), the bounded stderr tail, and the kill ladder that always reaps.
 //!
+//! The environment policy: unless the configuration inherits the whole environment, the
+//! child gets the variables of [`DEFAULT_ENV`] and [`DEFAULT_PREFIXES`] that this process
+//! has, those its `pass_env` names, and its own `env` (which wins). What it did not get is
+//! listed, names only, when it exits during its start ([`withheld_note`]).
+//!
 //! Children are spawned without a `pre_exec` hook, so the standard library can use
 //! `posix_spawn` (a vfork) instead of copying the host's address space for every spawn.
 //! What `PR_SET_PDEATHSIG` used to do, and more, is done by the watchdog (`watchdog.rs`): it
 //! kills each registered process group when the host dies, however it dies.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -15,14 +20,127 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::ServerConfig;
+use crate::config::{server_error, ServerConfig};
 use crate::error::{CloseReason, Error};
 
 use super::sys::{self, Watch};
 use super::watchdog;
 
-/// Variables passed to the child when the environment is not inherited.
-pub(crate) const DEFAULT_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+/// Variables passed to the child when the environment is not inherited (documented on
+/// `ServerConfig::env`): who and where the user is, the proxy and certificate settings a
+/// server needs to reach the network the way everything else here does, and the locale.
+pub(crate) const DEFAULT_ENV: &[&str] = &[
+    "HOME",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "TERM",
+    "USER",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "LANG",
+    "LANGUAGE",
+];
+
+/// Prefixes of the variables passed by default: the locale categories.
+pub(crate) const DEFAULT_PREFIXES: &[&str] = &["LC_"];
+
+/// The most withheld variable names an error lists.
+const WITHHELD_SHOWN: usize = 16;
+
+/// Whether the child gets this process's variable `name` (the environment not inherited):
+/// a default, or named by `pass` (a name, or a prefix ending in `*`).
+fn passed(name: &OsStr, pass: &[String]) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    DEFAULT_ENV.contains(&name)
+        || DEFAULT_PREFIXES.iter().any(|p| name.starts_with(p))
+        || pass.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => p == name,
+        })
+}
+
+/// The child's environment when it does not inherit this process's: the variables passed,
+/// then the configuration's own.
+fn child_env(config: &ServerConfig) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            passed(k, &config.pass_env) && !config.env.contains_key(&*k.to_string_lossy())
+        })
+        .collect();
+    env.extend(config.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env
+}
+
+/// The names of this process's variables a server started with `config` does not get,
+/// sorted, those that most often explain a failed start (proxies, certificates, package
+/// managers, interpreters) first.
+pub(crate) fn withheld(config: &ServerConfig) -> Vec<String> {
+    if config.inherit_env {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| !passed(k, &config.pass_env))
+        .map(|k| k.to_string_lossy().into_owned())
+        .filter(|k| !config.env.contains_key(k))
+        .collect();
+    const HINTS: &[&str] = &[
+        "PROXY",
+        "CERT",
+        "CA_",
+        "SSL",
+        "TLS",
+        "NPM",
+        "NODE",
+        "PYTHON",
+        "UV_",
+        "PIP",
+        "VIRTUAL_ENV",
+        "CONDA",
+        "JAVA",
+        "GOPATH",
+        "DOCKER",
+    ];
+    // `false` (a hint) sorts first.
+    let plain = |k: &str| {
+        let upper = k.to_ascii_uppercase();
+        !HINTS.iter().any(|h| upper.contains(h))
+    };
+    names.sort_by(|a, b| (plain(a), a).cmp(&(plain(b), b)));
+    names
+}
+
+/// For a server that exited during its start: which of this process's variables it did
+/// not get (names only, never values) and how to pass them; empty when it got them all.
+pub(crate) fn withheld_note(config: &ServerConfig) -> String {
+    let names = withheld(config);
+    if names.is_empty() {
+        return String::new();
+    }
+    let shown = names.len().min(WITHHELD_SHOWN);
+    let mut list = names[..shown].join(", ");
+    if names.len() > shown {
+        list += &format!(" and {} more", names.len() - shown);
+    }
+    format!(
+        " (it did not get these variables of this process: {list}; pass what it needs with \
+         `passEnv` or `ServerConfig::pass_env`)"
+    )
+}
 
 /// A running server process and its pipes, each non-blocking.
 pub(crate) struct Spawned {
@@ -46,28 +164,29 @@ impl Process {
     pub(crate) fn spawn(config: &ServerConfig) -> Result<Spawned, Error> {
         let command_line = config.command_line();
         if let Some(dir) = &config.cwd {
-            if !dir.is_dir() {
-                return Err(Error::spawn(
-                    command_line,
-                    io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("its working directory `{}` does not exist", dir.display()),
-                    ),
+            // The directory's fault, not the command's: say so, before anything is run.
+            let what = match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => None,
+                Ok(_) => Some("is not a directory"),
+                Err(_) => Some("does not exist"),
+            };
+            if let Some(what) = what {
+                return Err(server_error(
+                    config.origin.as_deref(),
+                    &config.name,
+                    format!("its working directory `{}` (`cwd`) {what}", dir.display()),
                 ));
             }
         }
-        let mut env: Vec<(OsString, OsString)> = Vec::new();
-        if !config.inherit_env {
-            for key in DEFAULT_ENV {
-                if let Some(value) = std::env::var_os(key) {
-                    env.push(((*key).into(), value));
-                }
-            }
-        }
-        for (k, v) in &config.env {
-            env.retain(|(key, _)| key != k.as_str());
-            env.push((k.into(), v.into()));
-        }
+        let env: Vec<(OsString, OsString)> = if config.inherit_env {
+            config
+                .env
+                .iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect()
+        } else {
+            child_env(config)
+        };
         let path = env
             .iter()
             .find(|(k, _)| k == "PATH")
@@ -427,6 +546,33 @@ mod tests {
         assert_eq!(t.text(), "line 7\nline 8\nline 9\n");
         t.push(&"y".repeat(50));
         assert_eq!(t.text(), format!("{}\n", "y".repeat(20)));
+    }
+
+    #[test]
+    fn the_defaults_and_pass_env_entries_decide_what_is_passed() {
+        let pass = ["NAMED".to_owned(), "npm_config_*".to_owned()];
+        for name in [
+            "PATH",
+            "HTTPS_PROXY",
+            "no_proxy",
+            "SSL_CERT_FILE",
+            "LC_ALL",
+            "LANG",
+        ] {
+            assert!(passed(name.as_ref(), &[]), "{name}");
+        }
+        for name in ["NAMED", "npm_config_registry", "npm_config_"] {
+            assert!(passed(name.as_ref(), &pass), "{name}");
+        }
+        for name in [
+            "NAMED_NOT",
+            "npm_configx",
+            "GITHUB_TOKEN",
+            "LCX",
+            "https_proxyx",
+        ] {
+            assert!(!passed(name.as_ref(), &pass), "{name}");
+        }
     }
 
     #[test]
