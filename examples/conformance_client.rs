@@ -149,14 +149,10 @@ fn scenario_calls(scenario: &str, session: &Session) -> Result<(), Error> {
                 session.call_tool(&tool.name, stub_arguments(&tool.input_schema))?;
             }
             for resource in session.list_resources()? {
-                if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
-                    session.read_resource(uri)?;
-                }
+                session.read_resource(&resource.uri)?;
             }
             for prompt in session.list_prompts()? {
-                if let Some(name) = prompt.get("name").and_then(Value::as_str) {
-                    session.get_prompt(name, json!({}))?;
-                }
+                session.get_prompt(&prompt.name, json!({}))?;
             }
         }
         "http-custom-headers" => {
@@ -214,7 +210,7 @@ fn main() -> ExitCode {
         eprintln!("usage: MCP_CONFORMANCE_SCENARIO=<name> conformance_client <server-url>");
         return ExitCode::from(2);
     };
-    let url = std::env::args().last().unwrap_or(url);
+    let url = std::env::args().next_back().unwrap_or(url);
     eprintln!("scenario {scenario}, wire {wire:?}, url {url}");
     match run(&scenario, &url, wire.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,

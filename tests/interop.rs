@@ -2,9 +2,10 @@
 //! `@modelcontextprotocol/server-everything` 2026.8.31 and a server on the Python `mcp` 2.3.0
 //! SDK (`tests/interop/python_server.py`).
 //!
-//! `.ci/install-reference-servers` installs both into `target/interop/`. Without them these
-//! tests pass and say on stderr what they skipped and why; with `MCP_POOL_INTEROP=require`
-//! (set by `.ci/run`) a missing server fails the test instead.
+//! `.ci/install-reference-servers` installs both into `target/interop/`. The tests are
+//! `#[ignore]`d, so a plain `cargo test` lists them as ignored rather than passed; run them
+//! with `cargo test -- --include-ignored`. A server that is missing then is skipped with a
+//! message, or, with `MCP_POOL_INTEROP=require` (set by `.ci/run`), fails the test.
 
 mod common;
 
@@ -103,6 +104,7 @@ fn client() -> Arc<Client> {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn everything_handshake_tools_and_content() {
     let _g = serial();
     let Some(config) = server("everything") else {
@@ -159,6 +161,7 @@ fn everything_handshake_tools_and_content() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn everything_asks_for_roots_and_sampling_mid_call() {
     let _g = serial();
     let Some(config) = server("everything") else {
@@ -188,6 +191,7 @@ fn everything_asks_for_roots_and_sampling_mid_call() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn everything_progress_and_cancel() {
     let _g = serial();
     let Some(config) = server("everything") else {
@@ -243,6 +247,7 @@ fn everything_progress_and_cancel() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn python_sdk_per_request_generation() {
     let _g = serial();
     let Some(config) = server("python") else {
@@ -291,6 +296,7 @@ fn python_sdk_per_request_generation() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn python_sdk_handshake_generation_with_paging_and_roots() {
     let _g = serial();
     let Some(config) = server("python") else {
@@ -317,10 +323,7 @@ fn python_sdk_handshake_generation_with_paging_and_roots() {
     assert_eq!(r.text(), "file:///tmp/interop-root");
     assert_eq!(handler.roots_asked.load(Ordering::SeqCst), 1);
     let r = s.read_resource("interop://greeting").unwrap();
-    assert_eq!(
-        r["contents"][0]["text"],
-        "hello from the python interop server"
-    );
+    assert_eq!(r.text(), "hello from the python interop server");
     let p = s.get_prompt("greet", json!({"name": "Ada"})).unwrap();
     assert!(p.messages[0].content.as_text().unwrap().contains("Ada"));
     s.ping().unwrap();

@@ -3,8 +3,9 @@
 //! JSON replies) and `@modelcontextprotocol/server-everything` 2026.8.31 in its
 //! `streamableHttp` mode (handshake generation).
 //!
-//! Like `interop.rs`: skipped (saying so) when `.ci/install-reference-servers` has not run,
-//! failed instead with `MCP_POOL_INTEROP=require`.
+//! Like `interop.rs`: ignored by a plain `cargo test`; with `-- --include-ignored`, skipped
+//! (saying so) when `.ci/install-reference-servers` has not run, failed instead with
+//! `MCP_POOL_INTEROP=require`.
 
 mod common;
 
@@ -94,8 +95,7 @@ fn everything() -> Option<Server> {
     if !js.exists() {
         return skip("server-everything", &js);
     }
-    let preload =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/loopback.cjs");
+    let preload = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/loopback.cjs");
     let mut child = Command::new("node")
         .arg("--require")
         .arg(preload)
@@ -112,7 +112,10 @@ fn everything() -> Option<Server> {
     let mut line = String::new();
     let url = loop {
         line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "server-everything ended");
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "server-everything ended"
+        );
         if let Some(addr) = line.trim().strip_prefix("loopback: listening ") {
             break format!("http://{addr}/mcp");
         }
@@ -145,7 +148,9 @@ impl ClientHandler for Client {
         Ok(json!({"roots": [{"uri": "file:///tmp/interop-root", "name": "interop-root"}]}))
     }
     fn sampling(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
-        Ok(json!({"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "test-model", "stopReason": "endTurn"}))
+        Ok(
+            json!({"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "test-model", "stopReason": "endTurn"}),
+        )
     }
     fn elicitation(&self, _: &ServerRequest<'_>) -> Result<Value, HandlerError> {
         self.elicited.fetch_add(1, Ordering::SeqCst);
@@ -176,11 +181,32 @@ fn session(server: &Server, generation: Generation, handler: &Arc<Client>) -> Se
 fn python_session_checks(s: &Session, handler: &Client, generation: Generation) {
     assert_eq!(s.details().generation, generation);
     assert_eq!(s.transport(), "streamable-http");
-    let names: Vec<String> = s.list_tools().unwrap().into_iter().map(|t| t.name).collect();
-    for want in ["echo", "add", "slow", "ask_name", "sample", "ask_roots", "forecast"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    let names: Vec<String> = s
+        .list_tools()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for want in [
+        "echo",
+        "add",
+        "slow",
+        "ask_name",
+        "sample",
+        "ask_roots",
+        "forecast",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
     }
-    assert_eq!(s.call_tool("echo", json!({"text": "over http"})).unwrap().text(), "over http");
+    assert_eq!(
+        s.call_tool("echo", json!({"text": "over http"}))
+            .unwrap()
+            .text(),
+        "over http"
+    );
     let r = s.call_tool("add", json!({"a": 2, "b": 3})).unwrap();
     assert_eq!(r.structured_content, Some(json!({"result": 5})));
     assert!(s.call_tool("fail", json!({})).unwrap().is_error);
@@ -196,9 +222,14 @@ fn python_session_checks(s: &Session, handler: &Client, generation: Generation) 
     assert_eq!(steps, 3, "progress rides the call's own stream");
     // The client's input: server requests on the call's stream (handshake generation) or
     // input-required rounds (per-request generation), through the same handler.
-    assert_eq!(s.call_tool("ask_name", json!({})).unwrap().text(), "hello Ada (36)");
     assert_eq!(
-        s.call_tool("sample", json!({"prompt": "hi"})).unwrap().text(),
+        s.call_tool("ask_name", json!({})).unwrap().text(),
+        "hello Ada (36)"
+    );
+    assert_eq!(
+        s.call_tool("sample", json!({"prompt": "hi"}))
+            .unwrap()
+            .text(),
         "test-model: sampled"
     );
     assert_eq!(
@@ -213,13 +244,17 @@ fn python_session_checks(s: &Session, handler: &Client, generation: Generation) 
         .call_tool("ask_url", json!({"url": "https://example.com/consent"}))
         .unwrap();
     assert_eq!(r.text(), "url decline");
-    assert_eq!(handler.urls.lock().last().unwrap().url, "https://example.com/consent");
+    assert_eq!(
+        handler.urls.lock().last().unwrap().url,
+        "https://example.com/consent"
+    );
     let r = s.call_tool("forecast", json!({"city": "Lyon"})).unwrap();
     assert_eq!(r.structured_content.unwrap()["city"], "Lyon");
     s.ping().unwrap();
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn python_sdk_over_streamable_http_in_both_generations() {
     let _clean = Clean::new();
     let Some(server) = python(false) else {
@@ -239,6 +274,7 @@ fn python_sdk_over_streamable_http_in_both_generations() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn python_sdk_with_json_replies() {
     let _clean = Clean::new();
     let Some(server) = python(true) else {
@@ -247,7 +283,10 @@ fn python_sdk_with_json_replies() {
     for generation in [Generation::PerRequest, Generation::Handshake] {
         let handler = Arc::new(Client::default());
         let s = session(&server, generation, &handler);
-        assert_eq!(s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(), "2");
+        assert_eq!(
+            s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(),
+            "2"
+        );
         let r = s.call_tool("ask_name", json!({}));
         if generation == Generation::PerRequest {
             // Input-required rounds need no back-channel.
@@ -265,6 +304,7 @@ fn python_sdk_with_json_replies() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn python_sdk_logs_reach_the_handler_with_the_server_name() {
     let _clean = Clean::new();
     let Some(server) = python(false) else {
@@ -279,7 +319,10 @@ fn python_sdk_logs_reach_the_handler_with_the_server_name() {
                 .handler(handler.clone()),
         )
         .unwrap();
-        assert_eq!(s.call_tool("log_levels", json!({})).unwrap().text(), "sent 8");
+        assert_eq!(
+            s.call_tool("log_levels", json!({})).unwrap().text(),
+            "sent 8"
+        );
         let logs = handler.logs.lock().clone();
         let levels: Vec<_> = logs.iter().map(|(_, m)| m.level).collect();
         assert_eq!(
@@ -287,13 +330,18 @@ fn python_sdk_logs_reach_the_handler_with_the_server_name() {
             Some(&mcp_pool::LogLevel::Warning),
             "{generation:?}: {levels:?}"
         );
-        assert_eq!(levels.len(), 5, "{generation:?}: warning..emergency, got {levels:?}");
+        assert_eq!(
+            levels.len(),
+            5,
+            "{generation:?}: warning..emergency, got {levels:?}"
+        );
         assert!(logs.iter().all(|(server, _)| server == "logs"));
         s.close();
     }
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn a_pool_over_http_reuses_its_session_and_connections() {
     let _clean = Clean::new();
     let Some(server) = python(false) else {
@@ -307,7 +355,9 @@ fn a_pool_over_http_reuses_its_session_and_connections() {
         .build()
         .unwrap();
     for i in 0..20 {
-        let r = pool.call_tool("py", "add", json!({"a": i, "b": 1})).unwrap();
+        let r = pool
+            .call_tool("py", "add", json!({"a": i, "b": 1}))
+            .unwrap();
         assert_eq!(r.text(), (i + 1).to_string());
     }
     let stats = pool.stats();
@@ -327,6 +377,7 @@ fn a_pool_over_http_reuses_its_session_and_connections() {
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn cancelling_an_http_call_frees_the_caller_at_once() {
     let _clean = Clean::new();
     let Some(server) = python(false) else {
@@ -350,7 +401,11 @@ fn cancelling_an_http_call_frees_the_caller_at_once() {
             )
             .unwrap_err();
         assert!(matches!(err, Error::Cancelled), "{err}");
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
         t.join().unwrap();
         // The deadline too: a call that outlives it ends on time.
         let start = Instant::now();
@@ -358,17 +413,29 @@ fn cancelling_an_http_call_frees_the_caller_at_once() {
             .call_tool_with(
                 "slow",
                 json!({"steps": 40}),
-                CallOptions::new().timeout(Duration::from_millis(300)).keep_deadline(true),
+                CallOptions::new()
+                    .timeout(Duration::from_millis(300))
+                    .keep_deadline(true),
             )
             .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
-        assert_eq!(s.call_tool("echo", json!({"text": "still here"})).unwrap().text(), "still here");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            s.call_tool("echo", json!({"text": "still here"}))
+                .unwrap()
+                .text(),
+            "still here"
+        );
         s.close();
     }
 }
 
 #[test]
+#[ignore = "needs the reference servers: .ci/install-reference-servers, then cargo test -- --include-ignored"]
 fn everything_over_streamable_http() {
     let _clean = Clean::new();
     let Some(server) = everything() else {
@@ -398,7 +465,10 @@ fn everything_over_streamable_http() {
     assert_eq!(reports, vec![1.0, 2.0, 3.0, 4.0]);
     // Sampling and elicitation asked on the call's own stream, answered by POST.
     let r = s
-        .call_tool("trigger-sampling-request", json!({"prompt": "say hi", "maxTokens": 5}))
+        .call_tool(
+            "trigger-sampling-request",
+            json!({"prompt": "say hi", "maxTokens": 5}),
+        )
         .unwrap();
     assert!(r.text().contains("sampled"), "{}", r.text());
     // A task-required tool: augmented, followed to its end, its result returned.

@@ -1176,7 +1176,7 @@ fn calls_with_options_pass_through_the_pool() {
         .unwrap();
     assert_eq!(c["values"], json!(["Bob"]));
     assert_eq!(
-        pool.read_resource("fake", "fake://r/1").unwrap()["contents"][0]["text"],
+        pool.read_resource("fake", "fake://r/1").unwrap().text(),
         "resource 1"
     );
     assert_eq!(

@@ -368,8 +368,8 @@ fn mrtr_in_prompts_and_resources() {
     assert_eq!(prompt.messages.len(), 1);
     assert_eq!(prompt.messages[0].content.as_text(), Some("hello Ada"));
     let resource = s.read_resource("fake://mrtr").unwrap();
-    assert_eq!(resource["contents"][0]["text"], "hello Ada", "{resource}");
-    assert_eq!(resource["contents"][0]["uri"], "fake://mrtr");
+    assert_eq!(resource.text(), "hello Ada", "{resource:?}");
+    assert_eq!(resource.contents[0].uri, "fake://mrtr");
     assert_eq!(client.seen.lock().elicitations.len(), 2);
     s.close();
 }

@@ -477,7 +477,8 @@ fn resources_prompts_completion_and_logging() {
     let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();
     let r = s.read_resource("fake://r/3").unwrap();
-    assert_eq!(r["contents"][0]["text"], "resource 3");
+    assert_eq!(r.text(), "resource 3");
+    assert_eq!(r.contents[0].mime_type.as_deref(), Some("text/plain"));
     let err = s.read_resource("fake://nope").unwrap_err();
     assert!(matches!(err, Error::Server { code: -32002, .. }), "{err}");
     let p = s.get_prompt("greet", json!({"name": "Ada"})).unwrap();

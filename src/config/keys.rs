@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::settings::{Generation, PoolSettings, RetryPolicy, ServerConfig};
+use super::settings::{Generation, PoolSettings, RetryPolicy, ServerConfig, Sharing};
 use super::text::duration_from_secs;
 use crate::protocol::LogLevel;
 
@@ -110,6 +110,7 @@ pool_keys! {
     "backoffMaxSecs" => settings.backoff_max: Duration = secs;
     "direct" => settings.direct: bool = boolean;
     "probeTimeoutSecs" => settings.probe_timeout: Duration = secs;
+    "sharing" => settings.sharing: Sharing = sharing;
     "requestTimeoutSecs" => config.request_timeout: Duration = secs;
     "maxRequestTimeoutSecs" => config.max_request_timeout: Duration = secs;
     "startTimeoutSecs" => config.start_timeout: Duration = secs;
@@ -255,6 +256,14 @@ fn log_level(v: &Value) -> Result<Option<Option<LogLevel>>, String> {
     })
 }
 
+fn sharing(v: &Value) -> Result<Option<Sharing>, String> {
+    unless_null(v, |v| match v.as_str() {
+        Some("shared") => Ok(Sharing::Shared),
+        Some("per-caller") => Ok(Sharing::PerCaller),
+        _ => Err(one_of(v, &["shared", "per-caller"])),
+    })
+}
+
 fn generation(v: &Value) -> Result<Option<Generation>, String> {
     unless_null(v, |v| match v.as_str() {
         Some("auto") => Ok(Generation::Auto),
@@ -290,6 +299,14 @@ mod tests {
             "must be one of \"a\", \"b\", not \"x\""
         );
         assert_eq!(retry(&json!("never")).unwrap(), Some(RetryPolicy::Never));
+        assert_eq!(
+            sharing(&json!("per-caller")).unwrap(),
+            Some(Sharing::PerCaller)
+        );
+        assert_eq!(
+            sharing(&json!("private")).unwrap_err(),
+            "must be one of \"shared\", \"per-caller\", not \"private\""
+        );
     }
 
     #[test]

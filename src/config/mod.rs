@@ -9,6 +9,9 @@ mod keys;
 mod settings;
 mod text;
 
+pub(crate) use file::Loaded;
+pub use file::SkippedServer;
 pub(crate) use http::HttpSettings;
 pub use http::HttpTransport;
-pub use settings::{Generation, PoolSettings, RetryPolicy, ServerConfig};
+pub(crate) use settings::server_error;
+pub use settings::{Generation, PoolSettings, RetryPolicy, ServerConfig, Sharing};

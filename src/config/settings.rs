@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,10 @@ pub struct ServerConfig {
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) inherit_env: bool,
+    /// Names and `PREFIX*` patterns of this process's variables passed besides the defaults.
+    pub(crate) pass_env: Vec<String>,
+    /// The configuration file the server was read from, for messages.
+    pub(crate) origin: Option<Arc<Path>>,
     pub(crate) generation: Generation,
     pub(crate) request_timeout: Duration,
     pub(crate) max_request_timeout: Duration,
@@ -81,6 +85,8 @@ impl ServerConfig {
             env: BTreeMap::new(),
             cwd: None,
             inherit_env: false,
+            pass_env: Vec::new(),
+            origin: None,
             generation: Generation::Auto,
             request_timeout: Duration::from_secs(60),
             max_request_timeout: Duration::from_secs(600),
@@ -210,10 +216,49 @@ impl ServerConfig {
         self
     }
 
-    /// Sets one environment variable for the child. By default the child gets only `HOME`,
-    /// `LOGNAME`, `PATH`, `SHELL`, `TERM` and `USER` from this process, plus these.
+    /// Sets one environment variable for the child; it wins over a variable of the same
+    /// name passed from this process.
+    ///
+    /// The child does not get this process's whole environment (which may hold secrets
+    /// meant for other programs), only:
+    ///
+    /// - `HOME`, `LOGNAME`, `PATH`, `SHELL`, `TERM`, `USER`;
+    /// - the proxy settings `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, `ALL_PROXY` and their
+    ///   lowercase forms, and the certificate settings `SSL_CERT_FILE`, `SSL_CERT_DIR`,
+    ///   `NODE_EXTRA_CA_CERTS`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`: without them a server
+    ///   behind a proxy or a private certificate authority (npm fetching a package, a
+    ///   Python server calling an API) fails with a network or TLS error that names nothing;
+    /// - the locale, `LANG`, `LANGUAGE` and `LC_*`: without it a server runs in the C locale,
+    ///   where some tools and older Pythons treat text as ASCII and fail on anything else;
+    /// - what [`pass_env`](Self::pass_env) names, and these.
+    ///
+    /// When a server started this way exits during its start, the error lists the
+    /// variables of this process it did not get (names only).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Passes more of this process's variables to the child (see [`env`](Self::env) for
+    /// what it gets anyway): each entry a name (`"UV_NATIVE_TLS"`) or a prefix ending in
+    /// `*` (`"npm_config_*"`). Adds to the entries given before. Between the defaults and
+    /// [`inherit_env`](Self::inherit_env): the server gets what it needs and nothing else.
+    /// Defaults to none. In a configuration file: `passEnv` in a server's entry, or in the
+    /// top-level `pool` for every server.
+    ///
+    /// ```
+    /// use mcp_pool::ServerConfig;
+    ///
+    /// let config = ServerConfig::new("fetch", "npx")
+    ///     .args(["-y", "@example/fetch-mcp"])
+    ///     .pass_env(["npm_config_*", "UV_NATIVE_TLS"]);
+    /// ```
+    pub fn pass_env<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.pass_env.extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -224,7 +269,9 @@ impl ServerConfig {
         self
     }
 
-    /// The child's working directory. Defaults to this process's.
+    /// The child's working directory; a relative one is relative to this process's. Before
+    /// each start the directory must exist, or the start fails with an
+    /// [`Error::Config`] naming it. Defaults to this process's.
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
         self
@@ -350,9 +397,11 @@ impl ServerConfig {
         s
     }
 
-    /// Rejects values that cannot work, naming the server and the setting.
+    /// Rejects values that cannot work, naming the server and the setting (and the file
+    /// the server was read from).
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let bad = |what: &str| Err(Error::Config(format!("server `{}`: {what}", self.name)));
+        let origin = self.origin.as_deref();
+        let bad = |what: &str| Err(server_error(origin, &self.name, what));
         if self.name.is_empty() {
             return Err(Error::Config("a server needs a non-empty name".into()));
         }
@@ -362,7 +411,7 @@ impl ServerConfig {
             ));
         }
         match &self.http {
-            Some(h) => h.validate(&self.name)?,
+            Some(h) => h.validate(&self.name).map_err(|e| located(origin, e))?,
             None if self.command.trim().is_empty() => return bad("`command` is empty"),
             None => {}
         }
@@ -404,7 +453,46 @@ impl ServerConfig {
         if self.env.keys().any(|k| k.is_empty() || k.contains('=')) {
             return bad("an environment variable name is empty or contains `=`");
         }
+        if let Some(problem) = self.pass_env.iter().find_map(|n| pass_env_problem(n)) {
+            return bad(&format!("pass_env: {problem}"));
+        }
         Ok(())
+    }
+}
+
+/// What is wrong with a pass-env entry (a variable name, or a prefix ending in `*`), if
+/// anything.
+pub(crate) fn pass_env_problem(entry: &str) -> Option<String> {
+    let stem = entry.strip_suffix('*').unwrap_or(entry);
+    if stem.is_empty() {
+        return Some(format!(
+            "`{entry}` names nothing (to pass everything, inherit the whole environment)"
+        ));
+    }
+    if stem.contains(['=', '*']) || stem.chars().any(char::is_whitespace) {
+        return Some(format!(
+            "`{entry}` is neither a variable name nor a prefix ending in `*`"
+        ));
+    }
+    None
+}
+
+/// "`FILE`: " for a setting read from a configuration file, else nothing: every
+/// configuration message about a file names it first.
+pub(crate) fn at(origin: Option<&Path>) -> String {
+    origin.map_or_else(String::new, |p| format!("`{}`: ", p.display()))
+}
+
+/// An [`Error::Config`] about server `server`, naming the file it was read from.
+pub(crate) fn server_error(origin: Option<&Path>, server: &str, what: impl fmt::Display) -> Error {
+    Error::Config(format!("{}server `{server}`: {what}", at(origin)))
+}
+
+/// A configuration error given the file it is about, when there is one.
+pub(crate) fn located(origin: Option<&Path>, error: Error) -> Error {
+    match error {
+        Error::Config(m) if origin.is_some() => Error::Config(format!("{}{m}", at(origin))),
+        other => other,
     }
 }
 
@@ -418,6 +506,7 @@ impl fmt::Debug for ServerConfig {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("cwd", &self.cwd)
             .field("inherit_env", &self.inherit_env)
+            .field("pass_env", &self.pass_env)
             .field("generation", &self.generation)
             .field("request_timeout", &self.request_timeout)
             .field("start_timeout", &self.start_timeout)
@@ -438,6 +527,39 @@ pub enum RetryPolicy {
     Safe,
     /// Retry once whatever happened, accepting that a tool may run twice.
     Always,
+}
+
+/// Who may use a server's pooled sessions: any caller, or only the caller whose key started
+/// the session.
+///
+/// Choose [`Shared`](Self::Shared) (the default) for servers whose tools keep no state
+/// between calls (a search, a calculator, a file reader over a fixed tree): every caller
+/// uses the same few sessions, so the fewest processes run and almost every call finds a
+/// live session. Choose [`PerCaller`](Self::PerCaller) for servers that remember things
+/// between calls or act for one user: a memory store, a browser, a shell, a database
+/// session, or a server authenticated per user. On a multi-tenant host, pooling such a
+/// server by its name alone hands one user's state (the browser's pages, the memory's
+/// entries, the shell's directory) to the next user; with `PerCaller` two callers never
+/// share a session, at the cost of a process (or HTTP session) per live caller.
+///
+/// ```
+/// use mcp_pool::{PoolSettings, Sharing};
+///
+/// let browser = PoolSettings::new().sharing(Sharing::PerCaller).max_sessions(1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Sharing {
+    /// Every caller uses the same sessions; a caller key given to a call is ignored.
+    #[default]
+    Shared,
+    /// A session belongs to the caller key that started it and serves only calls with that
+    /// key ([`CallOptions::caller`](crate::CallOptions::caller),
+    /// [`Pool::call_tool_as`](crate::Pool::call_tool_as),
+    /// [`Pool::session_for`](crate::Pool::session_for)); a pooled call without a key fails
+    /// with [`Error::InvalidArgument`]. `max_sessions` and `max_in_flight` apply to each key;
+    /// the pool's `max_children` bounds them all.
+    PerCaller,
 }
 
 /// How the pool runs one server's sessions.
@@ -469,6 +591,9 @@ pub struct PoolSettings {
     pub(crate) backoff_max: Duration,
     pub(crate) direct: bool,
     pub(crate) probe_timeout: Duration,
+    pub(crate) sharing: Sharing,
+    /// The configuration file the settings were read from, for messages.
+    pub(crate) origin: Option<Arc<Path>>,
 }
 
 impl Default for PoolSettings {
@@ -489,6 +614,8 @@ impl Default for PoolSettings {
             backoff_max: Duration::from_secs(10),
             direct: false,
             probe_timeout: Duration::from_secs(3),
+            sharing: Sharing::Shared,
+            origin: None,
         }
     }
 }
@@ -598,8 +725,41 @@ impl PoolSettings {
         self
     }
 
+    /// Whether callers share the sessions or each caller key has its own (see [`Sharing`]
+    /// for when to choose which). With [`Sharing::PerCaller`], every pooled call needs a
+    /// caller key ([`CallOptions::caller`](crate::CallOptions::caller)), `max_sessions`
+    /// and `max_in_flight` apply to each key, and `min_sessions` must be 0 (there is no
+    /// caller to warm a session for). Direct mode shares nothing, so it needs no key.
+    /// Defaults to [`Sharing::Shared`].
+    ///
+    /// ```no_run
+    /// use mcp_pool::{Pool, PoolSettings, ServerConfig, Sharing};
+    /// use serde_json::json;
+    ///
+    /// let pool = Pool::builder()
+    ///     .server_with(
+    ///         ServerConfig::new("memory", "npx").args(["-y", "@modelcontextprotocol/server-memory"]),
+    ///         PoolSettings::new().sharing(Sharing::PerCaller),
+    ///     )
+    ///     .build()?;
+    /// // Alice's entities stay in Alice's server process.
+    /// pool.call_tool_as("alice", "memory", "read_graph", json!({}))?;
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = sharing;
+        self
+    }
+
     pub(crate) fn validate(&self, server: &str) -> Result<(), Error> {
-        let bad = |what: &str| Err(Error::Config(format!("server `{server}`: {what}")));
+        let origin = self.origin.as_deref();
+        let bad = |what: &str| Err(server_error(origin, server, what));
+        if self.sharing == Sharing::PerCaller && self.min_sessions > 0 {
+            return bad(
+                "min sessions must be 0 with per-caller sharing (there is no caller to warm \
+                 a session for)",
+            );
+        }
         if self.probe_timeout.is_zero() {
             return bad("probe timeout must be more than zero");
         }

@@ -6,6 +6,9 @@
 //! and only when the method is read-only or the tool's annotations (known from the last
 //! tool list the pool saw, never fetched from a new server to decide) say it is safe,
 //! unless the policy says otherwise. The decision never waits for a new session.
+//!
+//! The caller key of the options (a per-caller server's) goes with every lease, retries
+//! included: a call never leaves its key's sessions.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,11 +36,18 @@ pub(crate) fn run<T>(
     run_then(slot, call, options, direct, &mut |_, _, _| {})
 }
 
-/// Lists a server's tools and keeps them as the pool's cache.
+/// Lists a server's tools, from the cache (of the caller's key) when it is still valid,
+/// and keeps them as the cache.
 pub(crate) fn list_tools(
     slot: &Arc<Slot>,
     options: CallOptions<'_>,
 ) -> Result<Arc<Vec<Tool>>, Error> {
+    if !slot.settings.direct {
+        if let Some(tools) = slot.cached_tools(slot.key(options.caller.as_deref())?) {
+            Counters::add(&slot.counters.list_cache_hits);
+            return Ok(tools);
+        }
+    }
     let mut kept = None;
     let tools = run_then(
         slot,
@@ -66,8 +76,16 @@ fn run_then<T>(
         mut progress,
         cancel,
         keep_deadline,
+        caller,
         ..
     } = options;
+    let pooled = !(direct || slot.settings.direct);
+    // Direct mode shares nothing: no key needed.
+    let key = if pooled {
+        slot.key(caller.as_deref())?
+    } else {
+        None
+    };
     let config = &slot.config;
     let mut deadline = Deadline::new(
         timeout.unwrap_or(config.request_timeout),
@@ -75,7 +93,7 @@ fn run_then<T>(
         !keep_deadline,
     );
     Counters::add(&slot.counters.calls);
-    if direct || slot.settings.direct {
+    if !pooled {
         Counters::add(&slot.counters.direct_calls);
         let result = slot.start_direct(&deadline).and_then(|session| {
             let result = session.run_within(
@@ -95,7 +113,7 @@ fn run_then<T>(
     let mut attempts = 0;
     let mut written_retry = false;
     let result = loop {
-        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref()) {
+        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref(), key) {
             Ok(lease) => lease,
             Err(e) => break Err(e),
         };
@@ -200,13 +218,20 @@ fn finish<T>(slot: &Slot, start: Instant, result: &Result<T, Error>) {
 }
 
 /// Calls many tools on one session without waiting between them; one result per call, in
-/// order. If the session dies mid-batch, calls never written go to another session and
-/// written ones follow the retry policy.
+/// order. If the session dies mid-batch, calls never written go to another session (of
+/// the same caller key) and written ones follow the retry policy. Fails as a whole only
+/// when a per-caller server is given no caller key.
 pub(crate) fn batch(
     slot: &Arc<Slot>,
     calls: &[ToolCall],
     mut options: BatchOptions<'_>,
-) -> Vec<Result<CallToolResult, Error>> {
+) -> Result<Vec<Result<CallToolResult, Error>>, Error> {
+    let caller = options.caller.take();
+    let key = if slot.settings.direct {
+        None
+    } else {
+        slot.key(caller.as_deref())?
+    };
     let total = calls.len();
     let timeout = options.timeout.unwrap_or(slot.config.request_timeout);
     let mut deadline = Deadline::new(timeout, timeout, false);
@@ -232,7 +257,7 @@ pub(crate) fn batch(
             Counters::add(&counters.direct_calls);
         }
         // One session of its own for the whole batch.
-        return match slot.start_direct(&deadline) {
+        return Ok(match slot.start_direct(&deadline) {
             Ok(session) => {
                 let results =
                     session.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, sent| {
@@ -250,7 +275,7 @@ pub(crate) fn batch(
                     r
                 })
                 .collect(),
-        };
+        });
     }
     let mut results: Vec<Option<Result<CallToolResult, Error>>> =
         (0..total).map(|_| None).collect();
@@ -260,7 +285,7 @@ pub(crate) fn batch(
         if todo.is_empty() {
             break;
         }
-        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref()) {
+        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref(), key) {
             Ok(lease) => lease,
             Err(e) => {
                 for &i in &todo {
@@ -330,16 +355,18 @@ pub(crate) fn batch(
         }
         todo = next;
     }
-    results
+    Ok(results
         .into_iter()
         .map(|r| r.unwrap_or(Err(Error::PoolClosed)))
-        .collect()
+        .collect())
 }
 
-/// A session of the server for direct use. It stays in the pool (the reaper may close it
-/// when idle or old; calls on it then fail with `SessionClosed`).
-pub(crate) fn session(slot: &Arc<Slot>) -> Result<Session, Error> {
+/// A session of the server (of the caller key `caller`, on a per-caller server) for
+/// direct use. It stays in the pool (the reaper may close it when idle or old; calls on it
+/// then fail with `SessionClosed`).
+pub(crate) fn session(slot: &Arc<Slot>, caller: Option<&str>) -> Result<Session, Error> {
+    let key = slot.key(caller)?;
     let deadline = Deadline::new(slot.config.start_timeout, slot.config.start_timeout, false);
-    let lease = slot.acquire(&deadline, None, None)?;
+    let lease = slot.acquire(&deadline, None, None, key)?;
     Ok(lease.session.clone())
 }

@@ -28,13 +28,15 @@ use serde_json::Value;
 
 use crate::config::{PoolSettings, ServerConfig};
 use crate::error::Error;
-use crate::protocol::{Call, CallToolResult, GetPromptResult, Tool, ToolCall};
+use crate::protocol::{
+    Call, CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate,
+    Tool, ToolCall,
+};
 use crate::session::{self, BatchOptions, CallOptions, Session};
 
 use self::core::Core;
 use self::reaper::Pass;
 use self::slot::{Connector, Slot};
-use self::stats::Counters;
 pub use self::stats::{Percentiles, PoolStats, ServerStats};
 
 /// Builds a [`Pool`].
@@ -56,8 +58,9 @@ pub struct PoolBuilder {
     max_children: Option<usize>,
     eager: bool,
     connector: Option<Connector>,
-    /// Warnings from loading a configuration file (see `config/file.rs`).
-    pub(crate) warnings: Vec<String>,
+    /// What loading a configuration file found besides servers: warnings, servers left
+    /// out (see `config/file.rs`). Kept by the pool.
+    pub(crate) loaded: crate::config::Loaded,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -67,7 +70,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("defaults", &self.defaults)
             .field("max_children", &self.max_children)
             .field("warm_eagerly", &self.eager)
-            .field("warnings", &self.warnings)
+            .field("loaded", &self.loaded)
             .finish()
     }
 }
@@ -104,6 +107,12 @@ impl PoolBuilder {
     pub fn warm_eagerly(mut self, eager: bool) -> Self {
         self.eager = eager;
         self
+    }
+
+    /// The servers added so far, for settings the C ABI adds to a loaded configuration
+    /// (a handler, a token provider).
+    pub(crate) fn servers_mut(&mut self) -> impl Iterator<Item = &mut ServerConfig> {
+        self.servers.iter_mut().map(|(config, _)| config)
     }
 
     /// Connects sessions some other way than by spawning the configured command (tests).
@@ -144,6 +153,7 @@ impl PoolBuilder {
                 slots,
                 reaper: Mutex::new(None),
                 closing: Mutex::new(()),
+                loaded: self.loaded,
             }),
         };
         if self.eager {
@@ -217,6 +227,8 @@ impl std::fmt::Debug for Pool {
 struct PoolInner {
     core: Arc<Core>,
     slots: HashMap<String, Arc<Slot>>,
+    /// The configuration's warnings and the servers it left out.
+    loaded: crate::config::Loaded,
     reaper: Mutex<Option<JoinHandle<()>>>,
     closing: Mutex<()>,
 }
@@ -253,7 +265,12 @@ impl Pool {
         self.inner
             .slots
             .get(server)
-            .ok_or_else(|| Error::UnknownServer(server.to_owned()))
+            .ok_or_else(|| self.inner.loaded.missing(server))
+    }
+
+    /// What loading the configuration found besides servers (`config/file.rs`).
+    pub(crate) fn loaded(&self) -> &crate::config::Loaded {
+        &self.inner.loaded
     }
 
     fn run<T>(&self, server: &str, call: &Call<T>, options: CallOptions<'_>) -> Result<T, Error> {
@@ -274,7 +291,43 @@ impl Pool {
         )
     }
 
-    /// Calls a tool with per-call options (deadline, progress, cancel, `_meta`).
+    /// Calls a tool for caller `key`: on a server with
+    /// [`Sharing::PerCaller`](crate::Sharing::PerCaller) only on a session of that key (so
+    /// what one caller's calls leave in the server is never seen by another's); a shared
+    /// server ignores the key. The same as [`call_tool_with`](Self::call_tool_with) with
+    /// [`CallOptions::caller`]; every other call kind takes the key that way.
+    ///
+    /// ```no_run
+    /// use mcp_pool::{Pool, PoolSettings, ServerConfig, Sharing};
+    /// use serde_json::json;
+    ///
+    /// let pool = Pool::builder()
+    ///     .server_with(
+    ///         ServerConfig::new("browser", "npx").args(["-y", "@playwright/mcp"]),
+    ///         PoolSettings::new().sharing(Sharing::PerCaller),
+    ///     )
+    ///     .build()?;
+    /// pool.call_tool_as("alice", "browser", "browser_navigate", json!({"url": "https://example.com"}))?;
+    /// // Bob gets a browser of his own, not Alice's page.
+    /// pool.call_tool_as("bob", "browser", "browser_snapshot", json!({}))?;
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn call_tool_as(
+        &self,
+        key: &str,
+        server: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, Error> {
+        self.run(
+            server,
+            &Call::call_tool(tool, arguments)?,
+            CallOptions::new().caller(key),
+        )
+    }
+
+    /// Calls a tool with per-call options (deadline, progress, cancel, `_meta`, caller
+    /// key).
     ///
     /// ```no_run
     /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
@@ -335,18 +388,14 @@ impl Pool {
         self.list_tools_with(server, CallOptions::new())
     }
 
-    /// [`list_tools`](Self::list_tools) with per-call options.
+    /// [`list_tools`](Self::list_tools) with per-call options. On a per-caller server the
+    /// cache is kept per caller key: one caller's list is never another's.
     pub fn list_tools_with(
         &self,
         server: &str,
         options: CallOptions<'_>,
     ) -> Result<Arc<Vec<Tool>>, Error> {
-        let slot = self.slot(server)?;
-        if let Some(tools) = slot.cached_tools() {
-            Counters::add(&slot.counters.list_cache_hits);
-            return Ok(tools);
-        }
-        call::list_tools(slot, options)
+        call::list_tools(self.slot(server)?, options)
     }
 
     /// Sends any request to a server (retried on another session only when the method is
@@ -371,13 +420,14 @@ impl Pool {
         self.run(server, &Call::raw(method, params)?, options)
     }
 
-    /// Sends a notification to a server, on one of its sessions.
+    /// Sends a notification to a server, on one of its sessions (on a per-caller server,
+    /// send it on [`session_for`](Self::session_for) instead).
     pub fn notify(&self, server: &str, method: &str, params: Option<Value>) -> Result<(), Error> {
         self.session(server)?.notify(method, params)
     }
 
     /// Reads a resource of a server.
-    pub fn read_resource(&self, server: &str, uri: &str) -> Result<Value, Error> {
+    pub fn read_resource(&self, server: &str, uri: &str) -> Result<ReadResourceResult, Error> {
         self.run(server, &Call::read_resource(uri), CallOptions::new())
     }
 
@@ -387,7 +437,7 @@ impl Pool {
         server: &str,
         uri: &str,
         options: CallOptions<'_>,
-    ) -> Result<Value, Error> {
+    ) -> Result<ReadResourceResult, Error> {
         self.run(server, &Call::read_resource(uri), options)
     }
 
@@ -417,7 +467,7 @@ impl Pool {
     }
 
     /// Lists a server's resources (every page).
-    pub fn list_resources(&self, server: &str) -> Result<Vec<Value>, Error> {
+    pub fn list_resources(&self, server: &str) -> Result<Vec<Resource>, Error> {
         self.run(server, &Call::list_resources(), CallOptions::new())
     }
 
@@ -426,12 +476,12 @@ impl Pool {
         &self,
         server: &str,
         options: CallOptions<'_>,
-    ) -> Result<Vec<Value>, Error> {
+    ) -> Result<Vec<Resource>, Error> {
         self.run(server, &Call::list_resources(), options)
     }
 
     /// Lists a server's resource templates (every page).
-    pub fn list_resource_templates(&self, server: &str) -> Result<Vec<Value>, Error> {
+    pub fn list_resource_templates(&self, server: &str) -> Result<Vec<ResourceTemplate>, Error> {
         self.run(server, &Call::list_resource_templates(), CallOptions::new())
     }
 
@@ -440,12 +490,12 @@ impl Pool {
         &self,
         server: &str,
         options: CallOptions<'_>,
-    ) -> Result<Vec<Value>, Error> {
+    ) -> Result<Vec<ResourceTemplate>, Error> {
         self.run(server, &Call::list_resource_templates(), options)
     }
 
     /// Lists a server's prompts (every page).
-    pub fn list_prompts(&self, server: &str) -> Result<Vec<Value>, Error> {
+    pub fn list_prompts(&self, server: &str) -> Result<Vec<Prompt>, Error> {
         self.run(server, &Call::list_prompts(), CallOptions::new())
     }
 
@@ -454,7 +504,7 @@ impl Pool {
         &self,
         server: &str,
         options: CallOptions<'_>,
-    ) -> Result<Vec<Value>, Error> {
+    ) -> Result<Vec<Prompt>, Error> {
         self.run(server, &Call::list_prompts(), options)
     }
 
@@ -498,17 +548,35 @@ impl Pool {
 
     /// A live session of the server, for direct use (subscriptions, say). It stays in the
     /// pool: the reaper may close it when idle or old, after which calls on it fail with
-    /// `SessionClosed`.
+    /// `SessionClosed`. A server with [`Sharing::PerCaller`](crate::Sharing::PerCaller)
+    /// needs [`session_for`](Self::session_for).
     pub fn session(&self, server: &str) -> Result<Session, Error> {
-        call::session(self.slot(server)?)
+        call::session(self.slot(server)?, None)
+    }
+
+    /// A live session of the server serving caller `key`, for direct use, as
+    /// [`session`](Self::session): on a server with
+    /// [`Sharing::PerCaller`](crate::Sharing::PerCaller) a session of that key only
+    /// (started if it has none); a shared server ignores the key.
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
+    /// let alice = pool.session_for("s", "alice")?;
+    /// alice.notify("notifications/roots/list_changed", None)?;
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn session_for(&self, server: &str, key: &str) -> Result<Session, Error> {
+        call::session(self.slot(server)?, Some(key))
     }
 
     /// Calls many tools of a server on one session without waiting between them. Returns
     /// one result per call, in order; one failure does not sink the others. The options
     /// give the whole batch one deadline (defaults to the server's request timeout), a
-    /// cancel handle and a callback for each finished call. If the session dies mid-batch,
-    /// calls never written go to another session and written ones follow the retry policy.
-    /// Fails as a whole only for an unknown server or a closed pool.
+    /// cancel handle, a callback for each finished call and the caller key
+    /// ([`BatchOptions::caller`]: the batch runs on that key's sessions of a per-caller
+    /// server). If the session dies mid-batch, calls never written go to another session
+    /// and written ones follow the retry policy. Fails as a whole only for an unknown
+    /// server, a closed pool, or a per-caller server given no caller key.
     ///
     /// ```no_run
     /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("s", "srv")).build()?;
@@ -533,12 +601,14 @@ impl Pool {
         calls: &[ToolCall],
         options: BatchOptions<'_>,
     ) -> Result<Vec<Result<CallToolResult, Error>>, Error> {
-        Ok(call::batch(self.slot(server)?, calls, options))
+        call::batch(self.slot(server)?, calls, options)
     }
 
     /// Runs calls to several servers: each server's calls as one batch, the servers in
     /// parallel. Returns one result per call, in the order given; a pool-level failure of
-    /// one server (unknown, say) is each of its calls' result.
+    /// one server (unknown, say) is each of its calls' result. The batches carry no caller
+    /// key: a per-caller server's calls fail (use [`batch`](Self::batch) with
+    /// [`BatchOptions::caller`]).
     pub fn batch_many(&self, calls: &[(String, ToolCall)]) -> Vec<Result<CallToolResult, Error>> {
         let mut by_server: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, (server, _)) in calls.iter().enumerate() {

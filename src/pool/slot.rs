@@ -2,6 +2,11 @@
 //! them under the slot's one lock: leases, retiring, last use, expiry, health probes, the
 //! start history, starts under way, and what the pool knows of the server's tools.
 //!
+//! On a server with [`Sharing::PerCaller`] each session and each start carries the caller
+//! key it was started for, and a call is lent only a session of its own key: the maximum
+//! of sessions, the calls in flight per session and the one start at a time apply per key,
+//! and the tool-list cache is kept per key. (On a shared server every key is `None`.)
+//!
 //! A lease returns through the lock (it is what wakes a waiting caller), and callers wait
 //! on channels of their own, registered under the lock, so no wake-up is lost and nothing
 //! polls. The lock is never held during I/O: sessions start on their own worker threads
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::config::{PoolSettings, ServerConfig};
+use crate::config::{PoolSettings, ServerConfig, Sharing};
 use crate::deadline::Deadline;
 use crate::error::{CloseReason, Error, Phase};
 use crate::protocol::{Tool, ToolIndex};
@@ -36,6 +41,8 @@ pub(crate) type Connector = Arc<dyn Fn() -> Connect + Send + Sync>;
 struct Entry {
     session: Session,
     serial: u64,
+    /// The caller key it serves (per-caller servers only).
+    key: Option<Arc<str>>,
     /// Calls the pool lent it to (and keepalive pings).
     leases: usize,
     /// Past its lifetime: no new calls; its last lease closes it.
@@ -59,9 +66,22 @@ impl Entry {
     }
 }
 
-/// The server's tool list as last fetched, the session and change count it came from, and
-/// when it goes stale (its `ttlMs`, per-request generation).
+/// A start under way, and the caller key its session will serve.
+struct Launch {
+    joiner: Joiner,
+    key: Option<Arc<str>>,
+}
+
+/// A caller waiting for a session of its key, on its own channel.
+struct Waiter {
+    tx: Sender<()>,
+    key: Option<Arc<str>>,
+}
+
+/// The server's tool list as last fetched (for one caller key), the session and change
+/// count it came from, and when it goes stale (its `ttlMs`, per-request generation).
 struct ToolCache {
+    key: Option<Arc<str>>,
     source: u64,
     epoch: u64,
     tools: Arc<Vec<Tool>>,
@@ -72,14 +92,18 @@ struct ToolCache {
 struct State {
     sessions: Vec<Entry>,
     /// Starts under way.
-    starting: Vec<Joiner>,
+    starting: Vec<Launch>,
     health: Health,
-    /// Callers waiting for a session, each on its own channel.
-    waiters: Vec<Sender<()>>,
+    /// The caller key of the last start that failed: a failure ends the wait only of the
+    /// callers of that key.
+    failed_key: Option<Arc<str>>,
+    /// Callers waiting for a session.
+    waiters: Vec<Waiter>,
     waiting: usize,
-    tools: Option<ToolCache>,
+    /// At most one list per caller key (one in all on a shared server).
+    tools: Vec<ToolCache>,
     /// What the last tool list said (by any session): kept when that session goes, and
-    /// given to new sessions so they need not list the tools again.
+    /// given to new sessions so they need not list the tools again (shared servers only).
     index: Option<Arc<ToolIndex>>,
 }
 
@@ -89,12 +113,28 @@ impl State {
         self.sessions.iter().filter(|e| !e.retiring).count()
     }
 
-    /// The session with the fewest leases that takes a call, if one has room.
-    fn pick(&self, max_in_flight: usize, exclude: Option<u64>) -> Option<usize> {
+    /// [`counted`](Self::counted), of one caller key.
+    fn counted_for(&self, key: Option<&str>) -> usize {
+        self.sessions
+            .iter()
+            .filter(|e| !e.retiring && e.key.as_deref() == key)
+            .count()
+    }
+
+    /// Whether a session of this caller key is starting.
+    fn starting_for(&self, key: Option<&str>) -> bool {
+        self.starting.iter().any(|l| l.key.as_deref() == key)
+    }
+
+    /// The session of this caller key with the fewest leases that takes a call, if one has
+    /// room.
+    fn pick(&self, max_in_flight: usize, exclude: Option<u64>, key: Option<&str>) -> Option<usize> {
         self.sessions
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.takes_calls(exclude) && e.leases < max_in_flight)
+            .filter(|(_, e)| {
+                e.key.as_deref() == key && e.takes_calls(exclude) && e.leases < max_in_flight
+            })
             .min_by_key(|(_, e)| e.leases)
             .map(|(i, _)| i)
     }
@@ -103,9 +143,11 @@ impl State {
         self.sessions.iter().position(|e| e.serial == serial)
     }
 
-    fn wake_one(&mut self) {
-        while let Some(w) = self.waiters.pop() {
-            if w.try_send(()).is_ok() {
+    /// Wakes the caller of this key that began waiting last (a lease of its key came
+    /// back).
+    fn wake_one(&mut self, key: Option<&str>) {
+        while let Some(i) = self.waiters.iter().rposition(|w| w.key.as_deref() == key) {
+            if self.waiters.remove(i).tx.try_send(()).is_ok() {
                 return;
             }
         }
@@ -113,7 +155,7 @@ impl State {
 
     fn wake_all(&mut self) {
         for w in self.waiters.drain(..) {
-            let _ = w.try_send(());
+            let _ = w.tx.try_send(());
         }
     }
 }
@@ -171,14 +213,32 @@ impl Slot {
         }
     }
 
-    /// Lends a live session with room (not `exclude`, the one a retry must avoid),
-    /// starting one when needed, waiting at most until the queue timeout or the call's
-    /// deadline.
+    /// The caller key a pooled call runs under: `None` on a shared server (whatever the
+    /// caller gave); the caller's own on a per-caller server, where a call without one (or
+    /// with an empty one) fails at once.
+    pub(crate) fn key<'k>(&self, caller: Option<&'k str>) -> Result<Option<&'k str>, Error> {
+        match (self.settings.sharing, caller) {
+            (Sharing::Shared, _) => Ok(None),
+            (_, Some(key)) if !key.is_empty() => Ok(Some(key)),
+            (_, given) => Err(Error::InvalidArgument(format!(
+                "server `{}` keeps its sessions per caller (Sharing::PerCaller): pass a{} \
+                 caller key (CallOptions::caller, BatchOptions::caller, Pool::call_tool_as or \
+                 Pool::session_for)",
+                self.name,
+                if given.is_some() { " non-empty" } else { "" }
+            ))),
+        }
+    }
+
+    /// Lends a live session with room (of caller key `key`, as [`key`](Self::key) gives
+    /// it; not `exclude`, the one a retry must avoid), starting one when needed, waiting at
+    /// most until the queue timeout or the call's deadline.
     pub(crate) fn acquire(
         self: &Arc<Self>,
         deadline: &Deadline,
         exclude: Option<u64>,
         cancel: Option<&CancelHandle>,
+        key: Option<&str>,
     ) -> Result<Lease, Error> {
         let start = Instant::now();
         let queue_until = deadline.at().min(start + self.settings.queue_timeout);
@@ -194,7 +254,7 @@ impl Slot {
                 break Err(Error::Cancelled);
             }
             self.prune(&mut st);
-            if let Some(i) = st.pick(self.settings.max_in_flight, exclude) {
+            if let Some(i) = st.pick(self.settings.max_in_flight, exclude, key) {
                 let entry = &mut st.sessions[i];
                 entry.leases += 1;
                 let lease = Lease {
@@ -205,27 +265,30 @@ impl Slot {
                 };
                 if entry.leases > 1 {
                     // Busy: grow toward the maximum for the callers that follow.
-                    self.start_one(&mut st, Instant::now());
+                    self.start_one(&mut st, Instant::now(), key);
                 }
                 break Ok(lease);
             }
-            if st.health.failures() != failures_seen {
+            // A start failed since this call began: its error, if the start was for this
+            // caller key.
+            if st.health.failures() != failures_seen && st.failed_key.as_deref() == key {
                 if let Some(e) = st.health.last_failure() {
                     break Err(e.clone());
                 }
             }
             let now = Instant::now();
             let mut wake_at = queue_until;
-            let attempt = self.start_one(&mut st, now);
+            let attempt = self.start_one(&mut st, now, key);
             match attempt {
                 Start::Gate(Gate::Failing(until)) => break Err(self.failing(&st, until - now)),
                 Start::Gate(Gate::Backoff(t)) => wake_at = wake_at.min(t),
                 _ => {}
             }
-            waited_for_start |= !st.starting.is_empty();
+            let starting = st.starting_for(key);
+            waited_for_start |= starting;
             if now >= queue_until {
                 let waited = now - start;
-                break Err(if !st.starting.is_empty() {
+                break Err(if starting {
                     Error::Timeout {
                         phase: Phase::Handshake,
                         after: waited,
@@ -240,7 +303,10 @@ impl Slot {
             // Wait for a lease to come back, a start to finish, the back-off to end, room
             // under the child cap, or the cancel handle.
             let (tx, rx) = bounded(1);
-            st.waiters.push(tx.clone());
+            st.waiters.push(Waiter {
+                tx: tx.clone(),
+                key: key.map(Arc::from),
+            });
             if attempt == Start::CapFull {
                 self.core.wait_for_room(tx.clone());
             }
@@ -253,7 +319,7 @@ impl Slot {
             MutexGuard::unlocked(&mut st, || {
                 let _ = rx.recv_deadline(wake_at);
             });
-            st.waiters.retain(|w| !w.same_channel(&tx));
+            st.waiters.retain(|w| !w.tx.same_channel(&tx));
         };
         st.waiting -= 1;
         result
@@ -275,10 +341,10 @@ impl Slot {
         }
     }
 
-    /// Starts one session if the set may grow now (one start at a time). The session's
-    /// worker reports the outcome through `started`.
-    fn start_one(self: &Arc<Self>, st: &mut State, now: Instant) -> Start {
-        if !st.starting.is_empty() || st.counted() >= self.settings.max_sessions {
+    /// Starts one session for caller key `key` if its sessions may grow now (one start
+    /// at a time per key). The session's worker reports the outcome through `started`.
+    fn start_one(self: &Arc<Self>, st: &mut State, now: Instant, key: Option<&str>) -> Start {
+        if st.starting_for(key) || st.counted_for(key) >= self.settings.max_sessions {
             return Start::Busy;
         }
         if self.core.is_closed() {
@@ -292,18 +358,21 @@ impl Slot {
             return Start::CapFull;
         }
         let slot = self.clone();
+        let key: Option<Arc<str>> = key.map(Arc::from);
+        let tag = key.clone();
         let launched =
             Starting::launch_then(self.config.clone(), (self.connector)(), move |j, r| {
-                slot.started(j, r)
+                slot.started(j, tag, r)
             });
         match launched {
             Ok(joiner) => {
-                st.starting.push(joiner);
+                st.starting.push(Launch { joiner, key });
                 Start::Started
             }
             Err(e) => {
                 self.core.release_child();
                 Counters::add(&self.counters.spawn_failures);
+                st.failed_key = key;
                 let (backoff, _) = st.health.failed(e, now, &self.settings);
                 log::error!(
                     "[{}] cannot start a session (next try in {backoff:?})",
@@ -314,11 +383,16 @@ impl Slot {
         }
     }
 
-    /// A start finished (on the new session's worker thread).
-    fn started(self: &Arc<Self>, joiner: Joiner, result: Result<Session, Error>) {
+    /// A start for caller key `key` finished (on the new session's worker thread).
+    fn started(
+        self: &Arc<Self>,
+        joiner: Joiner,
+        key: Option<Arc<str>>,
+        result: Result<Session, Error>,
+    ) {
         let mut st = self.state.lock();
         let now = Instant::now();
-        st.starting.retain(|j| j.serial() != joiner.serial());
+        st.starting.retain(|l| l.joiner.serial() != joiner.serial());
         match result {
             Ok(session) => {
                 let serial = session.serial();
@@ -337,6 +411,7 @@ impl Slot {
                     st.sessions.push(Entry {
                         session,
                         serial,
+                        key,
                         leases: 0,
                         retiring: false,
                         suspect: false,
@@ -353,6 +428,7 @@ impl Slot {
                 // The failed start's worker shuts its child down next: it counts against
                 // the cap until then.
                 self.core.closing_worker(joiner);
+                st.failed_key = key;
                 let (backoff, failing) = st.health.failed(e.clone(), now, &self.settings);
                 if failing {
                     log::warn!(
@@ -412,9 +488,7 @@ impl Slot {
     /// Takes an entry out of the set: closed in the background, its child counted until
     /// reaped, the tool cache dropped if it came from it.
     fn forget(&self, st: &mut State, entry: Entry, reason: CloseReason) {
-        if st.tools.as_ref().is_some_and(|c| c.source == entry.serial) {
-            st.tools = None;
-        }
+        st.tools.retain(|c| c.source != entry.serial);
         self.core.retire(entry.session, reason);
         st.wake_all();
     }
@@ -423,12 +497,13 @@ impl Slot {
     fn give_back(&self, serial: u64) {
         let mut st = self.state.lock();
         let Some(i) = st.position(serial) else {
-            st.wake_one();
+            st.wake_all();
             return;
         };
         let entry = &mut st.sessions[i];
         entry.leases -= 1;
         entry.last_used = Instant::now();
+        let key = entry.key.clone();
         if entry.retiring && entry.busy() == 0 {
             let entry = st.sessions.swap_remove(i);
             Counters::add(&self.counters.closed_aged);
@@ -439,7 +514,7 @@ impl Slot {
             );
             self.forget(&mut st, entry, CloseReason::Closed);
         }
-        st.wake_one();
+        st.wake_one(key.as_deref());
     }
 
     /// A call on this session timed out or was cancelled: it takes no new calls while a
@@ -598,9 +673,11 @@ impl Slot {
                 }
             }
         }
-        // Keep the warm minimum.
+        // Keep the warm minimum (shared servers only: a per-caller one has none).
         if st.counted() + st.starting.len() < self.settings.min_sessions {
-            if let Start::Gate(Gate::Backoff(t) | Gate::Failing(t)) = self.start_one(&mut st, now) {
+            if let Start::Gate(Gate::Backoff(t) | Gate::Failing(t)) =
+                self.start_one(&mut st, now, None)
+            {
                 soonest(t);
             }
         }
@@ -621,9 +698,18 @@ impl Slot {
             } else {
                 "stdio"
             });
+        let mut callers: Vec<&str> = st
+            .sessions
+            .iter()
+            .filter(|e| e.session.is_alive())
+            .filter_map(|e| e.key.as_deref())
+            .collect();
+        callers.sort_unstable();
+        callers.dedup();
         Gauges {
             transport,
             live_sessions: st.sessions.iter().filter(|e| e.session.is_alive()).count(),
+            callers: callers.len(),
             starting_sessions: st.starting.len(),
             in_flight: st.sessions.iter().map(|e| e.session.in_flight()).sum(),
             waiting: st.waiting,
@@ -631,10 +717,12 @@ impl Slot {
         }
     }
 
-    /// The cached tool list, unless its session is gone or announced a change since.
-    pub(crate) fn cached_tools(&self) -> Option<Arc<Vec<Tool>>> {
+    /// The cached tool list of caller key `key` (as [`key`](Self::key) gives it), unless
+    /// its session is gone or announced a change since.
+    pub(crate) fn cached_tools(&self, key: Option<&str>) -> Option<Arc<Vec<Tool>>> {
         let mut st = self.state.lock();
-        let cache = st.tools.as_ref()?;
+        let i = st.tools.iter().position(|c| c.key.as_deref() == key)?;
+        let cache = &st.tools[i];
         let fresh = cache.expires.is_none_or(|t| Instant::now() < t);
         let valid = fresh
             && st.sessions.iter().any(|e| {
@@ -643,14 +731,16 @@ impl Slot {
                     && e.session.tools_epoch() == cache.epoch
             });
         if !valid {
-            st.tools = None;
+            st.tools.swap_remove(i);
             return None;
         }
-        st.tools.as_ref().map(|c| c.tools.clone())
+        Some(st.tools[i].tools.clone())
     }
 
     /// Keeps a tool list fetched from `source`, whose change count was `epoch` before the
-    /// fetch (so a change announced during the fetch makes the entry stale at once).
+    /// fetch (so a change announced during the fetch makes the entry stale at once), as
+    /// the cache of the caller key `source` serves (not kept when `source` is not in the
+    /// set).
     pub(crate) fn learn_tools(
         &self,
         source: &Session,
@@ -664,21 +754,33 @@ impl Slot {
         source.follow_tool_changes();
         let ttl = source.tools_ttl();
         let mut st = self.state.lock();
-        st.index = Some(index);
-        st.tools = match ttl {
-            Some(ttl) if ttl.is_zero() => None,
-            ttl => Some(ToolCache {
+        if self.settings.sharing == Sharing::Shared {
+            st.index = Some(index);
+        }
+        let Some(i) = st.position(source.serial()) else {
+            return tools;
+        };
+        let key = st.sessions[i].key.clone();
+        st.tools.retain(|c| c.key != key);
+        if ttl.is_none_or(|ttl| !ttl.is_zero()) {
+            st.tools.push(ToolCache {
+                key,
                 source: source.serial(),
                 epoch,
                 tools: tools.clone(),
                 expires: ttl.map(|t| Instant::now() + t),
-            }),
-        };
+            });
+        }
         tools
     }
 
-    /// Gives a session what the pool knows of the tools, and keeps what it learned.
+    /// Gives a session what the pool knows of the tools, and keeps what it learned. Not on
+    /// a per-caller server: one caller's tool list (its tools, their schemas) never shapes
+    /// another caller's session, so each session learns from a list of its own.
     pub(crate) fn share_index(&self, session: &Session) {
+        if self.settings.sharing != Sharing::Shared {
+            return;
+        }
         let mut st = self.state.lock();
         match (session.tool_index(), &st.index) {
             (None, Some(known)) => session.install_index(known.clone()),
@@ -695,10 +797,10 @@ impl Slot {
         for entry in entries {
             self.forget(&mut st, entry, CloseReason::Closed);
         }
-        for j in &st.starting {
-            j.abort();
+        for l in &st.starting {
+            l.joiner.abort();
         }
-        let starting = st.starting.clone();
+        let starting = st.starting.iter().map(|l| l.joiner.clone()).collect();
         st.wake_all();
         starting
     }
@@ -715,6 +817,7 @@ impl Slot {
             self.state.lock().sessions.push(Entry {
                 session,
                 serial,
+                key: None,
                 leases: 0,
                 retiring: false,
                 suspect: false,

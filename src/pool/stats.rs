@@ -146,6 +146,7 @@ impl Counters {
             list_cache_hits: get(&self.list_cache_hits),
             direct_calls: get(&self.direct_calls),
             live_sessions: gauges.live_sessions,
+            callers: gauges.callers,
             starting_sessions: gauges.starting_sessions,
             in_flight: gauges.in_flight,
             waiting: gauges.waiting,
@@ -163,6 +164,7 @@ impl Counters {
 pub(crate) struct Gauges {
     pub transport: &'static str,
     pub live_sessions: usize,
+    pub callers: usize,
     pub starting_sessions: usize,
     pub in_flight: usize,
     pub waiting: usize,
@@ -170,6 +172,10 @@ pub(crate) struct Gauges {
 }
 
 /// Latency percentiles in milliseconds (`null` when nothing was measured).
+///
+/// Each is the upper bound of a histogram bucket (four buckets per power of two, from 1 µs),
+/// so it is at most about 19% above the true value and never below it; with few samples a
+/// percentile is one of them, rounded up to its bucket.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
 pub struct Percentiles {
     /// Median.
@@ -236,6 +242,11 @@ pub struct ServerStats {
     pub direct_calls: u64,
     /// Sessions live now.
     pub live_sessions: usize,
+    /// Distinct caller keys with a live session now ([`Sharing::PerCaller`] servers; 0 for
+    /// shared ones).
+    ///
+    /// [`Sharing::PerCaller`]: crate::Sharing::PerCaller
+    pub callers: usize,
     /// Sessions starting now.
     pub starting_sessions: usize,
     /// Calls in flight now.
@@ -244,7 +255,9 @@ pub struct ServerStats {
     pub waiting: usize,
     /// Whether the server is marked failing (calls fail fast until the cool-down passes).
     pub failing: bool,
-    /// Call latency.
+    /// Call latency, from the call's entry into the pool to its result: waiting for a
+    /// session (or for one to start) and retries included. A batch's calls are timed each
+    /// from when it was written, not from the batch's start.
     pub latency_ms: Percentiles,
     /// Spawn + handshake time.
     pub handshake_ms: Percentiles,
@@ -292,6 +305,7 @@ impl PoolStats {
             total.list_cache_hits += s.list_cache_hits;
             total.direct_calls += s.direct_calls;
             total.live_sessions += s.live_sessions;
+            total.callers += s.callers;
             total.starting_sessions += s.starting_sessions;
             total.in_flight += s.in_flight;
             total.waiting += s.waiting;

@@ -25,6 +25,9 @@ use super::pending::Event;
 use super::shared::{Command, Shared};
 use super::sys::{self, Watch};
 
+/// An HTTP request ready to be posted: its JSON-RPC line and metadata headers.
+pub(crate) type HttpRequest = (Vec<u8>, Vec<(String, String)>);
+
 /// A request handed to the worker (or, on HTTP, ready to be posted), not yet answered.
 pub(crate) struct Sent {
     pub(crate) id: u64,
@@ -33,7 +36,7 @@ pub(crate) struct Sent {
     pub(crate) queued: Arc<AtomicUsize>,
     /// HTTP sessions: the request line and its metadata headers, posted by the waiting
     /// caller itself.
-    pub(crate) http: Option<(Vec<u8>, Vec<(String, String)>)>,
+    pub(crate) http: Option<HttpRequest>,
     _in_flight: InFlight,
 }
 

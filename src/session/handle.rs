@@ -14,7 +14,8 @@ use crate::deadline::Deadline;
 use crate::error::{CloseReason, Error, Phase};
 use crate::jsonrpc;
 use crate::protocol::{
-    kind_of, Call, CallToolResult, GetPromptResult, LogLevel, ServerDetails, Tool, ToolCall,
+    kind_of, Call, CallToolResult, GetPromptResult, LogLevel, Prompt, ReadResourceResult, Resource,
+    ResourceTemplate, ServerDetails, Tool, ToolCall,
 };
 
 use super::call::{self, Sent};
@@ -365,17 +366,17 @@ impl Session {
     }
 
     /// Lists every resource (each as sent: `uri`, `name`, `mimeType`, ...).
-    pub fn list_resources(&self) -> Result<Vec<Value>, Error> {
+    pub fn list_resources(&self) -> Result<Vec<Resource>, Error> {
         self.run(&Call::list_resources(), CallOptions::new())
     }
 
     /// [`list_resources`](Self::list_resources) with per-call options.
-    pub fn list_resources_with(&self, options: CallOptions<'_>) -> Result<Vec<Value>, Error> {
+    pub fn list_resources_with(&self, options: CallOptions<'_>) -> Result<Vec<Resource>, Error> {
         self.run(&Call::list_resources(), options)
     }
 
     /// Lists every resource template.
-    pub fn list_resource_templates(&self) -> Result<Vec<Value>, Error> {
+    pub fn list_resource_templates(&self) -> Result<Vec<ResourceTemplate>, Error> {
         self.run(&Call::list_resource_templates(), CallOptions::new())
     }
 
@@ -383,17 +384,17 @@ impl Session {
     pub fn list_resource_templates_with(
         &self,
         options: CallOptions<'_>,
-    ) -> Result<Vec<Value>, Error> {
+    ) -> Result<Vec<ResourceTemplate>, Error> {
         self.run(&Call::list_resource_templates(), options)
     }
 
     /// Lists every prompt.
-    pub fn list_prompts(&self) -> Result<Vec<Value>, Error> {
+    pub fn list_prompts(&self) -> Result<Vec<Prompt>, Error> {
         self.run(&Call::list_prompts(), CallOptions::new())
     }
 
     /// [`list_prompts`](Self::list_prompts) with per-call options.
-    pub fn list_prompts_with(&self, options: CallOptions<'_>) -> Result<Vec<Value>, Error> {
+    pub fn list_prompts_with(&self, options: CallOptions<'_>) -> Result<Vec<Prompt>, Error> {
         self.run(&Call::list_prompts(), options)
     }
 
@@ -414,12 +415,16 @@ impl Session {
 
     /// Reads a resource; returns the result (`contents`: items with `uri` and `text` or
     /// `blob`).
-    pub fn read_resource(&self, uri: &str) -> Result<Value, Error> {
+    pub fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, Error> {
         self.run(&Call::read_resource(uri), CallOptions::new())
     }
 
     /// [`read_resource`](Self::read_resource) with per-call options.
-    pub fn read_resource_with(&self, uri: &str, options: CallOptions<'_>) -> Result<Value, Error> {
+    pub fn read_resource_with(
+        &self,
+        uri: &str,
+        options: CallOptions<'_>,
+    ) -> Result<ReadResourceResult, Error> {
         self.run(&Call::read_resource(uri), options)
     }
 

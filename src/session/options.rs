@@ -1,5 +1,5 @@
 //! What a caller can say about one call or one batch: its deadline, progress callback,
-//! cancel handle and `_meta`.
+//! cancel handle, `_meta`, and (through a pool) whose call it is.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -141,6 +141,7 @@ pub struct CallOptions<'a> {
     pub(crate) keep_deadline: bool,
     pub(crate) meta: Option<Map<String, Value>>,
     pub(crate) log_level: Option<LogLevel>,
+    pub(crate) caller: Option<String>,
 }
 
 impl std::fmt::Debug for CallOptions<'_> {
@@ -152,6 +153,7 @@ impl std::fmt::Debug for CallOptions<'_> {
             .field("keep_deadline", &self.keep_deadline)
             .field("meta", &self.meta)
             .field("log_level", &self.log_level)
+            .field("caller", &self.caller)
             .finish()
     }
 }
@@ -203,6 +205,31 @@ impl<'a> CallOptions<'a> {
         self
     }
 
+    /// Whose call this is, for a pool server with
+    /// [`Sharing::PerCaller`](crate::Sharing::PerCaller): the call goes only to a session
+    /// started for this key (one is started when none has room), never to another key's.
+    /// Any string works (a user id, a tenant id, a conversation id). A server with
+    /// [`Sharing::Shared`](crate::Sharing::Shared) ignores it, and so does a call on a
+    /// [`Session`](crate::Session). Defaults to none.
+    ///
+    /// ```no_run
+    /// # let pool = mcp_pool::Pool::builder().server(mcp_pool::ServerConfig::new("browser", "srv")).build()?;
+    /// use mcp_pool::CallOptions;
+    /// use serde_json::json;
+    ///
+    /// let page = pool.call_tool_with(
+    ///     "browser",
+    ///     "navigate",
+    ///     json!({"url": "https://example.com"}),
+    ///     CallOptions::new().caller("user-42"),
+    /// )?;
+    /// # Ok::<(), mcp_pool::Error>(())
+    /// ```
+    pub fn caller(mut self, key: impl Into<String>) -> Self {
+        self.caller = Some(key.into());
+        self
+    }
+
     /// The caller's `_meta`, with this call's log level in it.
     pub(crate) fn meta_with_level(&self) -> Option<Map<String, Value>> {
         let mut meta = self.meta.clone();
@@ -236,6 +263,7 @@ pub struct BatchOptions<'a> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) cancel: Option<CancelHandle>,
     pub(crate) on_result: Option<ResultFn<'a>>,
+    pub(crate) caller: Option<String>,
 }
 
 impl std::fmt::Debug for BatchOptions<'_> {
@@ -244,6 +272,7 @@ impl std::fmt::Debug for BatchOptions<'_> {
             .field("timeout", &self.timeout)
             .field("cancel", &self.cancel)
             .field("on_result", &self.on_result.as_ref().map(|_| "callback"))
+            .field("caller", &self.caller)
             .finish()
     }
 }
@@ -270,6 +299,14 @@ impl<'a> BatchOptions<'a> {
     /// Calls `f` with each call's index and result as it finishes.
     pub fn on_result(mut self, f: impl FnMut(usize, &Result<CallToolResult, Error>) + 'a) -> Self {
         self.on_result = Some(Box::new(f));
+        self
+    }
+
+    /// Whose batch this is, as [`CallOptions::caller`]: on a server with
+    /// [`Sharing::PerCaller`](crate::Sharing::PerCaller) the batch runs only on sessions of
+    /// this key. Defaults to none.
+    pub fn caller(mut self, key: impl Into<String>) -> Self {
+        self.caller = Some(key.into());
         self
     }
 }

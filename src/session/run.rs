@@ -238,6 +238,23 @@ impl Session {
                     resent = true;
                     counted = false;
                 }
+                // Over HTTP, the server says the `Mcp-Param-*` headers do not match the
+                // body: the tool's schema may have changed. List the tools again and send
+                // once more with the headers the new list gives.
+                Err(Error::Server {
+                    code: protocol::HEADER_MISMATCH,
+                    ..
+                }) if !resent && method == "tools/call" && shared.http.get().is_some() => {
+                    log::debug!(
+                        "[{}] `{method}` refused its headers; listing the tools again",
+                        shared.name
+                    );
+                    let epoch = self.tools_epoch();
+                    let mut tools = self.list_all_tools(ctx)?;
+                    self.index_tools(&mut tools, epoch);
+                    resent = true;
+                    counted = false;
+                }
                 other => return other,
             }
         }
