@@ -21,13 +21,12 @@ use crate::handler::{self, ListKind};
 use crate::jsonrpc::{self, brief, our_id, Message, RpcError};
 use crate::protocol::{Progress, Task, META_SUBSCRIPTION_ID};
 
+use super::buffer::Shrink;
 use super::shared::{Command, Shared, FIRST_CALLER_ID};
 use super::sys;
 
 /// Bytes asked for per read.
 const CHUNK: usize = 64 << 10;
-/// A read buffer grown past this for a large message is shrunk back once it is consumed.
-const KEEP_CAPACITY: usize = 1 << 20;
 /// The most server-to-client requests handled at once per session.
 pub(crate) const MAX_HANDLER_THREADS: usize = 32;
 /// A request id longer than this (as JSON text) is not echoed back.
@@ -68,6 +67,7 @@ pub(crate) struct Lines {
     scanned: usize,
     skip: Option<Skip>,
     max: usize,
+    shrink: Shrink,
 }
 
 struct Skip {
@@ -84,6 +84,7 @@ impl Lines {
             scanned: 0,
             skip: None,
             max,
+            shrink: Shrink::default(),
         }
     }
 
@@ -186,12 +187,11 @@ impl Lines {
         self.pos = to;
         self.scanned = to;
         if self.pos >= self.buf.len() {
+            let used = self.buf.len();
             self.buf.clear();
             self.pos = 0;
             self.scanned = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf.shrink_to(CHUNK);
-            }
+            self.shrink.emptied(&mut self.buf, used, CHUNK);
         } else if self.pos > CHUNK && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -603,6 +603,7 @@ pub(crate) fn server_error(e: RpcError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::buffer::KEEP_CAPACITY;
 
     fn frames(chunks: &[&[u8]], max: usize) -> (Vec<Frame>, usize) {
         let (r, w) = sys::pipe().unwrap();
@@ -647,8 +648,11 @@ mod tests {
         );
         let mut chunks: Vec<&[u8]> = big.as_bytes().chunks(50_000).collect();
         chunks.push(b"{\"id\":18,\"result\":{}}\n");
+        for _ in 0..8 {
+            chunks.push(b"{}\n");
+        }
         let (got, capacity) = frames(&chunks, 1 << 20);
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 10);
         assert!(
             matches!(&got[0], Frame::TooLarge { size, id: Some(id) } if *size == big.len() - 1 && id == 17),
             "{:?}",

@@ -19,6 +19,7 @@
 //! | `sys.rs` | the few system calls made directly (`poll`, `eventfd`, `pidfd_open`, ...) |
 //! | `http/` | sessions over HTTP: Streamable HTTP (both generations) and HTTP+SSE |
 
+mod buffer;
 mod call;
 mod handle;
 mod handshake;

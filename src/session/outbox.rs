@@ -5,8 +5,7 @@
 use std::collections::VecDeque;
 use std::io;
 
-/// An outbox grown past this for a large message is shrunk back once it is written.
-const KEEP_CAPACITY: usize = 1 << 20;
+use super::buffer::Shrink;
 
 /// A request line not completely written yet.
 #[derive(Debug)]
@@ -30,6 +29,7 @@ pub(crate) struct Outbox {
     written: usize,
     segments: VecDeque<Segment>,
     limit: usize,
+    shrink: Shrink,
 }
 
 impl Outbox {
@@ -40,6 +40,7 @@ impl Outbox {
             written: 0,
             segments: VecDeque::new(),
             limit,
+            shrink: Shrink::default(),
         }
     }
 
@@ -113,11 +114,10 @@ impl Outbox {
             }
         }
         if self.written == self.buf.len() {
+            let used = self.buf.len();
             self.buf.clear();
             self.written = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf.shrink_to(64 << 10);
-            }
+            self.shrink.emptied(&mut self.buf, used, 64 << 10);
         }
         Ok(())
     }
@@ -219,13 +219,22 @@ mod tests {
         assert_eq!(sent, [1]);
     }
 
+    use crate::session::buffer::KEEP_CAPACITY;
+
     #[test]
     fn a_full_outbox_refuses_and_shrinks_back() {
         let mut o = Outbox::new(10);
         o.push(&[b'x'; 4 << 20], None).unwrap();
         assert!(o.push(b"y", None).is_err());
         o.flush(|b| Ok(b.len()), &mut Vec::new()).unwrap();
-        assert!(o.buf.capacity() <= KEEP_CAPACITY);
-        assert!(o.push(b"y", None).is_ok());
+        assert!(
+            o.buf.capacity() > KEEP_CAPACITY,
+            "kept for the next large one"
+        );
+        for _ in 0..8 {
+            assert!(o.push(b"y", None).is_ok());
+            o.flush(|b| Ok(b.len()), &mut Vec::new()).unwrap();
+        }
+        assert!(o.buf.capacity() <= KEEP_CAPACITY, "{}", o.buf.capacity());
     }
 }
