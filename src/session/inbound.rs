@@ -648,9 +648,7 @@ mod tests {
         );
         let mut chunks: Vec<&[u8]> = big.as_bytes().chunks(50_000).collect();
         chunks.push(b"{\"id\":18,\"result\":{}}\n");
-        for _ in 0..8 {
-            chunks.push(b"{}\n");
-        }
+        chunks.extend(std::iter::repeat_n(&b"{}\n"[..], 8));
         let (got, capacity) = frames(&chunks, 1 << 20);
         assert_eq!(got.len(), 10);
         assert!(
