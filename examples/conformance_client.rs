@@ -115,7 +115,7 @@ fn scenario_calls(scenario: &str, session: &Session) -> Result<(), Error> {
     let tools = if session.details().has_capability("tools") {
         session.list_tools()?
     } else {
-        Vec::new()
+        Default::default()
     };
     eprintln!(
         "tools: {:?}",
@@ -145,7 +145,7 @@ fn scenario_calls(scenario: &str, session: &Session) -> Result<(), Error> {
             eprintln!("echo: {}", r.text());
         }
         "http-standard-headers" => {
-            for tool in &tools {
+            for tool in tools.iter() {
                 session.call_tool(&tool.name, stub_arguments(&tool.input_schema))?;
             }
             for resource in session.list_resources()? {
@@ -169,7 +169,7 @@ fn scenario_calls(scenario: &str, session: &Session) -> Result<(), Error> {
         }
         "http-invalid-tool-headers" => {
             // The invalid tools were dropped from the list; call what is left.
-            for tool in &tools {
+            for tool in tools.iter() {
                 if let Err(e) = session.call_tool(&tool.name, stub_arguments(&tool.input_schema)) {
                     eprintln!("{}: {e}", tool.name);
                 }

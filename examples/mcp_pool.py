@@ -6,7 +6,9 @@
         result = pool.call_tool("files", "list_directory", {"path": "/tmp"}, timeout=10)
         print(result["content"][0]["text"])
 
-Every call takes the same keyword options: ``timeout`` (seconds), ``on_progress`` (called
+Every call takes the same keyword options: ``timeout`` (seconds), ``start_timeout``
+(seconds: bounds waiting for a server's start on its own, so ``timeout`` counts only from
+when the call has its session), ``on_progress`` (called
 as ``f(progress, total, message)``, ``total`` None when unknown), ``cancel`` (a
 ``CancelToken`` another thread may fire), ``meta`` (a dict added to ``_meta``),
 ``log_level``, ``caller`` (the key of a per-caller server) and ``keep_deadline``.
@@ -122,6 +124,7 @@ _SIGNATURES = {
     "mcp_call_options_new": ([], c_void_p),
     "mcp_call_options_free": ([c_void_p], None),
     "mcp_call_options_set_timeout_ms": ([c_void_p, ctypes.c_uint32], c_int),
+    "mcp_call_options_set_start_timeout_ms": ([c_void_p, ctypes.c_uint32], c_int),
     "mcp_call_options_set_keep_deadline": ([c_void_p, c_bool], c_int),
     "mcp_call_options_set_progress": ([c_void_p, _PROGRESS, c_void_p], c_int),
     "mcp_call_options_set_cancel": ([c_void_p, c_void_p], c_int),
@@ -380,10 +383,11 @@ class _Options:
     """mcp_call_options for one call, freed after it (with its progress callback)."""
 
     def __init__(self, timeout=None, on_progress=None, cancel=None, meta=None, log_level=None,
-                 caller=None, keep_deadline=False):
+                 caller=None, keep_deadline=False, start_timeout=None):
         self.pointer, self.key, self.progress = _lib.mcp_call_options_new(), None, on_progress
         try:
             _check(_lib.mcp_call_options_set_timeout_ms(self.pointer, _ms(timeout)))
+            _check(_lib.mcp_call_options_set_start_timeout_ms(self.pointer, _ms(start_timeout)))
             _check(_lib.mcp_call_options_set_keep_deadline(self.pointer, keep_deadline))
             _check(_lib.mcp_call_options_set_meta_json(self.pointer, _json(meta)))
             _check(_lib.mcp_call_options_set_log_level(self.pointer, _text(log_level)))

@@ -878,7 +878,8 @@ void mcp_call_options_free(struct mcp_call_options *options);
 
 /**
  * The call's deadline in milliseconds, counted from when the call starts (waiting for a
- * session and its start included); 0 means the server's configured request timeout. A
+ * session and its start included, unless `mcp_call_options_set_start_timeout_ms` bounds
+ * that wait on its own); 0 means the server's configured request timeout. A
  * progress report pushes the deadline back by this much (up to the server's maximum
  * request timeout) unless `mcp_call_options_set_keep_deadline` says not to.
  *
@@ -887,6 +888,18 @@ void mcp_call_options_free(struct mcp_call_options *options);
  */
 enum mcp_status mcp_call_options_set_timeout_ms(struct mcp_call_options *options,
                                                 uint32_t timeout_ms);
+
+/**
+ * Bounds waiting for a session (a server's start, or room on a busy session) on its own,
+ * in milliseconds, so the timeout counts only from when the call has its session: a server
+ * that takes 8 s to start and a 2 s call timeout then work together. 0 (the default) means
+ * no separate bound: the timeout covers the wait. Calls on an `mcp_session` ignore it.
+ *
+ * # Safety
+ * `options` is NULL or live, and no call is using it.
+ */
+enum mcp_status mcp_call_options_set_start_timeout_ms(struct mcp_call_options *options,
+                                                      uint32_t timeout_ms);
 
 /**
  * Whether progress reports leave the deadline where it is (`true`) instead of pushing it

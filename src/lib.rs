@@ -29,7 +29,7 @@
 //! entries and `url` entries alike; see [`PoolBuilder::from_json`]):
 //!
 //! ```no_run
-//! let pool = mcp_pool::Pool::from_config_file("mcp.json")?;
+//! let pool = mcp_pool::Pool::from_file("mcp.json")?;
 //! # Ok::<(), mcp_pool::Error>(())
 //! ```
 //!

@@ -549,7 +549,7 @@ fn every_documented_key_is_accepted() {
 }
 
 #[test]
-fn from_file_and_from_config_file() {
+fn pool_builder_from_file_and_pool_from_file() {
     let cwd = std::env::temp_dir();
     let file = TempFile::new(
         "ok",
@@ -560,7 +560,7 @@ fn from_file_and_from_config_file() {
         }}})
         .to_string(),
     );
-    let pool = Pool::from_config_file(&file.0).unwrap();
+    let pool = Pool::from_file(&file.0).unwrap();
     let got = PathBuf::from(text(&pool, "fake", "cwd", json!({})));
     assert_eq!(got.canonicalize().unwrap(), cwd.canonicalize().unwrap());
     pool.close();
@@ -590,7 +590,7 @@ fn a_missing_file_names_the_path() {
         )),
         "{m}"
     );
-    let e = Pool::from_config_file(&path).unwrap_err();
+    let e = Pool::from_file(&path).unwrap_err();
     assert!(e.to_string().contains(&path.display().to_string()), "{e}");
 }
 
@@ -747,7 +747,7 @@ fn messages_about_a_file_name_it() {
         }})
         .to_string(),
     );
-    let pool = Pool::from_config_file(&path).unwrap();
+    let pool = Pool::from_file(&path).unwrap();
     let e = pool.call_tool("gh", "echo", json!({})).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -807,7 +807,7 @@ fn relative_paths_resolve_against_the_files_directory() {
         &json!({"servers": {"s": {"command": FAKE, "cwd": ".", "pool": {"closeGraceSecs": 0.5}}}})
             .to_string(),
     );
-    let pool = Pool::from_config_file(&path).unwrap();
+    let pool = Pool::from_file(&path).unwrap();
     let cwd = PathBuf::from(text(&pool, "s", "cwd", json!({})));
     assert_eq!(
         cwd.canonicalize().unwrap(),

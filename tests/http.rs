@@ -335,8 +335,8 @@ fn both_generations_start_list_and_call() {
         let names: Vec<String> = s
             .list_tools()
             .unwrap()
-            .into_iter()
-            .map(|t| t.name)
+            .iter()
+            .map(|t| t.name.clone())
             .collect();
         for want in ["echo", "sleep", "header_echo", "ask_roots"] {
             assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
@@ -1506,8 +1506,8 @@ fn tools_with_invalid_header_marks_are_left_out_over_http_only() {
         let names: Vec<String> = s
             .list_tools()
             .unwrap()
-            .into_iter()
-            .map(|t| t.name)
+            .iter()
+            .map(|t| t.name.clone())
             .collect();
         for b in bad {
             assert!(!names.iter().any(|n| n == b), "{generation:?}: {b} kept");
@@ -1523,8 +1523,8 @@ fn tools_with_invalid_header_marks_are_left_out_over_http_only() {
         let names: Vec<String> = s
             .list_tools()
             .unwrap()
-            .into_iter()
-            .map(|t| t.name)
+            .iter()
+            .map(|t| t.name.clone())
             .collect();
         for b in bad {
             assert!(

@@ -263,8 +263,8 @@ fn python_sdk_per_request_generation() {
     let names: Vec<String> = s
         .list_tools()
         .unwrap()
-        .into_iter()
-        .map(|t| t.name)
+        .iter()
+        .map(|t| t.name.clone())
         .collect();
     for want in ["echo", "add", "slow", "fail"] {
         assert!(
@@ -315,8 +315,8 @@ fn python_sdk_handshake_generation_with_paging_and_roots() {
     let names: Vec<String> = s
         .list_tools()
         .unwrap()
-        .into_iter()
-        .map(|t| t.name)
+        .iter()
+        .map(|t| t.name.clone())
         .collect();
     assert_eq!(names.len(), 5, "{names:?}");
     let r = s.call_tool("roots", json!({})).unwrap();

@@ -184,8 +184,8 @@ fn python_session_checks(s: &Session, handler: &Client, generation: Generation) 
     let names: Vec<String> = s
         .list_tools()
         .unwrap()
-        .into_iter()
-        .map(|t| t.name)
+        .iter()
+        .map(|t| t.name.clone())
         .collect();
     for want in [
         "echo",

@@ -1347,3 +1347,71 @@ fn a_child_still_closing_counts_against_the_cap() {
     pool.close();
     assert_clean(&before);
 }
+
+#[test]
+fn a_start_bound_leaves_the_timeout_to_the_call_alone() {
+    let clean = Clean::new();
+    let slow = |name: &str| {
+        ServerConfig::new(name, common::FAKE)
+            .args(["--slow-start-ms", "700"])
+            .close_grace(Duration::from_millis(500))
+    };
+    let pool = pool_of(vec![
+        (slow("slow1"), PoolSettings::new()),
+        (slow("slow2"), PoolSettings::new()),
+        (slow("slow3"), PoolSettings::new().direct(true)),
+    ]);
+    // Without a start bound the 300 ms timeout covers the 700 ms start: it fails.
+    let err = pool
+        .call_tool_with(
+            "slow1",
+            "echo",
+            json!({"text": "a"}),
+            CallOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // With one, the start has its own bound and the call its 300 ms: it works, pooled and
+    // direct, and the stats count the whole wait.
+    for server in ["slow2", "slow3"] {
+        let started = Instant::now();
+        let r = pool
+            .call_tool_with(
+                server,
+                "echo",
+                json!({"text": "b"}),
+                CallOptions::new()
+                    .timeout(Duration::from_millis(300))
+                    .start_timeout(Duration::from_secs(20)),
+            )
+            .unwrap();
+        assert_eq!(r.text(), "b");
+        assert!(started.elapsed() >= Duration::from_millis(700));
+    }
+    // The call's own deadline still holds once it has its session.
+    let err = pool
+        .call_tool_with(
+            "slow2",
+            "sleep",
+            json!({"ms": 3000}),
+            CallOptions::new()
+                .timeout(Duration::from_millis(200))
+                .start_timeout(Duration::from_secs(20)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // A start bound shorter than the start is a start timeout.
+    let err = pool
+        .call_tool_with(
+            "slow3",
+            "echo",
+            json!({"text": "c"}),
+            CallOptions::new()
+                .timeout(Duration::from_secs(20))
+                .start_timeout(Duration::from_millis(100)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    pool.close();
+    clean.check();
+}

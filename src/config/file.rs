@@ -283,7 +283,7 @@ impl Pool {
     /// use mcp_pool::Pool;
     /// use serde_json::json;
     ///
-    /// let pool = Pool::from_config_file("claude_desktop_config.json")?;
+    /// let pool = Pool::from_file("claude_desktop_config.json")?;
     /// for warning in pool.config_warnings() {
     ///     eprintln!("warning: {warning}");
     /// }
@@ -292,8 +292,17 @@ impl Pool {
     /// pool.close();
     /// # Ok::<(), mcp_pool::Error>(())
     /// ```
-    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Pool, Error> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Pool, Error> {
         PoolBuilder::from_file(path)?.build()
+    }
+
+    /// The old name of [`Pool::from_file`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "named like `PoolBuilder::from_file`: use `Pool::from_file`"
+    )]
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Pool, Error> {
+        Pool::from_file(path)
     }
 
     /// The warnings of the configuration the pool was built from (see

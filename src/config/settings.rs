@@ -319,8 +319,9 @@ impl ServerConfig {
         self
     }
 
-    /// The largest message accepted from the server; a longer line breaks the session.
-    /// Defaults to 16 MiB.
+    /// The largest message accepted from the server. A longer one is skipped as it streams
+    /// by: the call it answers fails with [`Error::TooLarge`](crate::Error::TooLarge) and the
+    /// session goes on. Defaults to 16 MiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
@@ -377,7 +378,7 @@ impl ServerConfig {
     /// The level of the log messages the server sends. In the per-request generation it
     /// is sent with every request (`io.modelcontextprotocol/logLevel`; without it the server
     /// sends none); in the handshake generation it is set with `logging/setLevel` when the
-    /// session starts. Messages reach the handler's `on_notification` and `log`. Defaults
+    /// session starts. Messages reach the handler's `on_log` and `log`. Defaults
     /// to none.
     pub fn log_level(mut self, level: LogLevel) -> Self {
         self.log_level = Some(level);

@@ -34,7 +34,7 @@ pub type mcp_request_callback = Option<
 >;
 
 /// A callback giving the bearer token of an HTTP server's requests: asked before the
-/// session's first request, and once more after a refusal (401, or 403 with a challenge),
+/// session's first request, and once more after a refusal (401, or 403 with `error="insufficient_scope"`),
 /// then with `challenge`, the refusal's `WWW-Authenticate` value (NULL the first time). It
 /// answers with `mcp_reply_text(reply, token)` and returns `MCP_OK`; any other return, or
 /// `mcp_reply_error`, fails the call with `MCP_ERR_UNAUTHORIZED`. The token is sent only to

@@ -41,6 +41,7 @@ pub type mcp_result_callback = Option<
 #[derive(Default)]
 pub struct mcp_call_options {
     timeout: Option<Duration>,
+    start_timeout: Option<Duration>,
     keep_deadline: bool,
     progress: Option<(
         unsafe extern "C" fn(*mut c_void, f64, f64, *const c_char),
@@ -96,6 +97,9 @@ pub(super) unsafe fn call_options<'a>(
     let mut out = CallOptions::new().keep_deadline(options.keep_deadline);
     if let Some(timeout) = options.timeout {
         out = out.timeout(timeout);
+    }
+    if let Some(timeout) = options.start_timeout {
+        out = out.start_timeout(timeout);
     }
     if let Some((callback, userdata)) = options.progress {
         out = out.on_progress(move |report: &Progress| {
@@ -245,7 +249,8 @@ pub unsafe extern "C" fn mcp_call_options_free(options: *mut mcp_call_options) {
 }
 
 /// The call's deadline in milliseconds, counted from when the call starts (waiting for a
-/// session and its start included); 0 means the server's configured request timeout. A
+/// session and its start included, unless `mcp_call_options_set_start_timeout_ms` bounds
+/// that wait on its own); 0 means the server's configured request timeout. A
 /// progress report pushes the deadline back by this much (up to the server's maximum
 /// request timeout) unless `mcp_call_options_set_keep_deadline` says not to.
 ///
@@ -260,6 +265,27 @@ pub unsafe extern "C" fn mcp_call_options_set_timeout_ms(
     unsafe {
         change("mcp_call_options_set_timeout_ms", options, |o| {
             o.timeout = timeout_from_ms(timeout_ms);
+            Ok(())
+        })
+    }
+}
+
+/// Bounds waiting for a session (a server's start, or room on a busy session) on its own,
+/// in milliseconds, so the timeout counts only from when the call has its session: a server
+/// that takes 8 s to start and a 2 s call timeout then work together. 0 (the default) means
+/// no separate bound: the timeout covers the wait. Calls on an `mcp_session` ignore it.
+///
+/// # Safety
+/// `options` is NULL or live, and no call is using it.
+#[no_mangle]
+pub unsafe extern "C" fn mcp_call_options_set_start_timeout_ms(
+    options: *mut mcp_call_options,
+    timeout_ms: u32,
+) -> mcp_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        change("mcp_call_options_set_start_timeout_ms", options, |o| {
+            o.start_timeout = timeout_from_ms(timeout_ms);
             Ok(())
         })
     }

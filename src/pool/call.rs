@@ -77,6 +77,7 @@ fn run_then<T>(
         cancel,
         keep_deadline,
         caller,
+        start_timeout,
         ..
     } = options;
     let pooled = !(direct || slot.settings.direct);
@@ -87,15 +88,27 @@ fn run_then<T>(
         None
     };
     let config = &slot.config;
-    let mut deadline = Deadline::new(
-        timeout.unwrap_or(config.request_timeout),
-        config.max_request_timeout,
-        !keep_deadline,
-    );
+    let call_deadline = || {
+        Deadline::new(
+            timeout.unwrap_or(config.request_timeout),
+            config.max_request_timeout,
+            !keep_deadline,
+        )
+    };
+    // With a start bound, the wait for a session has its own deadline and the call's
+    // starts once it has one.
+    let wait_bound = || start_timeout.map(|t| Deadline::new(t, t, false));
+    let began = Instant::now();
+    let mut deadline = call_deadline();
     Counters::add(&slot.counters.calls);
     if !pooled {
         Counters::add(&slot.counters.direct_calls);
-        let result = slot.start_direct(&deadline).and_then(|session| {
+        let waiting = wait_bound();
+        let session = slot.start_direct(waiting.as_ref().unwrap_or(&deadline));
+        if waiting.is_some() {
+            deadline = call_deadline();
+        }
+        let result = session.and_then(|session| {
             let result = session.run_within(
                 call,
                 &mut deadline,
@@ -106,17 +119,27 @@ fn run_then<T>(
             slot.end_direct(session);
             result
         });
-        finish(slot, deadline.started(), &result);
+        finish(slot, began, &result);
         return result;
     }
     let mut exclude = None;
     let mut attempts = 0;
     let mut written_retry = false;
     let result = loop {
-        let lease = match slot.acquire(&deadline, exclude, cancel.as_ref(), key) {
+        let waiting = wait_bound();
+        let acquired = slot.acquire(
+            waiting.as_ref().unwrap_or(&deadline),
+            exclude,
+            cancel.as_ref(),
+            key,
+        );
+        let lease = match acquired {
             Ok(lease) => lease,
             Err(e) => break Err(e),
         };
+        if attempts == 0 && waiting.is_some() {
+            deadline = call_deadline();
+        }
         if attempts == 0 {
             Counters::add(if lease.hit {
                 &slot.counters.hits
@@ -174,7 +197,7 @@ fn run_then<T>(
             other => break other,
         }
     };
-    finish(slot, deadline.started(), &result);
+    finish(slot, began, &result);
     result
 }
 

@@ -352,17 +352,18 @@ impl Session {
     }
 
     /// Lists every tool, following `nextCursor` to the last page. The session keeps what
-    /// the list says (output schemas, task support) for its later calls.
-    pub fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+    /// the list says (output schemas, task support) for its later calls. Shared as
+    /// [`Pool::list_tools`](crate::Pool::list_tools)'s cached list is.
+    pub fn list_tools(&self) -> Result<Arc<Vec<Tool>>, Error> {
         self.list_tools_with(CallOptions::new())
     }
 
     /// [`list_tools`](Self::list_tools) with per-call options.
-    pub fn list_tools_with(&self, options: CallOptions<'_>) -> Result<Vec<Tool>, Error> {
+    pub fn list_tools_with(&self, options: CallOptions<'_>) -> Result<Arc<Vec<Tool>>, Error> {
         let epoch = self.tools_epoch();
         let mut tools = self.run(&Call::list_tools(), options)?;
         self.index_tools(&mut tools, epoch);
-        Ok(tools)
+        Ok(Arc::new(tools))
     }
 
     /// Lists every resource (each as sent: `uri`, `name`, `mimeType`, ...).

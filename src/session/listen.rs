@@ -1,8 +1,10 @@
 //! Subscriptions of the per-request generation (`subscriptions/listen`): a long-lived
 //! request whose stream brings the change notifications the client opted in to. It holds
-//! no thread and no pool lease: it is an entry of the pending table that nobody waits on;
+//! no pool lease. Over stdio it holds no thread either: it is an entry of the pending table
+//! that nobody waits on, and it ends with `notifications/cancelled`. Over HTTP its response
+//! stream is read by a `mcp-stream` thread, and it ends by closing that stream. Either way
 //! its notifications are handled like any other (the tool-list epoch, the handler's hooks),
-//! and it ends with `notifications/cancelled` (or when the server ends it, or the session).
+//! and it also ends when the server ends it, or the session.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -83,7 +85,8 @@ impl Subscription {
         !self.cancelled && !self.ended.load(Ordering::Acquire) && self.shared.lifecycle.is_ready()
     }
 
-    /// Ends the subscription: the server is told with `notifications/cancelled`.
+    /// Ends the subscription: the server is told with `notifications/cancelled` (over HTTP,
+    /// by closing the subscription's stream).
     pub fn cancel(mut self) {
         self.end();
     }

@@ -118,7 +118,8 @@ pub(crate) type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 /// Options of one call: deadline, progress callback, cancellation, `_meta`.
 ///
 /// A call's timeout counts from when the call starts: through a [`Pool`](crate::Pool) it
-/// covers waiting for a session (and a session's start) too.
+/// covers waiting for a session (and a session's start) too, unless
+/// [`start_timeout`](Self::start_timeout) bounds that wait on its own.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -142,6 +143,7 @@ pub struct CallOptions<'a> {
     pub(crate) meta: Option<Map<String, Value>>,
     pub(crate) log_level: Option<LogLevel>,
     pub(crate) caller: Option<String>,
+    pub(crate) start_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for CallOptions<'_> {
@@ -154,6 +156,7 @@ impl std::fmt::Debug for CallOptions<'_> {
             .field("meta", &self.meta)
             .field("log_level", &self.log_level)
             .field("caller", &self.caller)
+            .field("start_timeout", &self.start_timeout)
             .finish()
     }
 }
@@ -164,7 +167,9 @@ impl<'a> CallOptions<'a> {
         Self::default()
     }
 
-    /// The call's deadline, from when it starts. Defaults to the server's request timeout.
+    /// The call's deadline, from when it starts (see
+    /// [`start_timeout`](Self::start_timeout) for when that is). Defaults to the server's
+    /// request timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -227,6 +232,19 @@ impl<'a> CallOptions<'a> {
     /// ```
     pub fn caller(mut self, key: impl Into<String>) -> Self {
         self.caller = Some(key.into());
+        self
+    }
+
+    /// Through a [`Pool`](crate::Pool): bounds waiting for a session (a session's start,
+    /// or room on a busy one) on its own, so the [`timeout`](Self::timeout) counts only
+    /// from when the call has its session. A server that takes 8 s to start and a 2 s call
+    /// timeout then work together. The wait is still bounded by the server's
+    /// `queue_timeout` while no start is under way, and a retry on a fresh session waits
+    /// again under this bound while the call's own deadline keeps running. Without it (the
+    /// default) the timeout covers the wait too. A call on a [`Session`](crate::Session)
+    /// has its session and ignores it.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
         self
     }
 

@@ -381,6 +381,7 @@ static void test_options(void) {
     CHECK(opts != NULL, "options");
     CHECK_CODE(mcp_call_options_set_meta_json(opts, "{\"traceparent\": \"00-c-test\"}"), MCP_OK);
     CHECK_CODE(mcp_call_options_set_timeout_ms(opts, 5000), MCP_OK);
+    CHECK_CODE(mcp_call_options_set_start_timeout_ms(opts, 20000), MCP_OK);
     CHECK_CODE(mcp_call_options_set_keep_deadline(opts, true), MCP_OK);
     CHECK_CODE(mcp_call_options_set_caller(opts, "alice"), MCP_OK); /* a shared server ignores it */
     char *out = &sentinel;
@@ -409,6 +410,7 @@ static void test_options(void) {
 
     /* NULL options for every setter. */
     CHECK_CODE(mcp_call_options_set_timeout_ms(NULL, 1), MCP_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(mcp_call_options_set_start_timeout_ms(NULL, 1), MCP_ERR_INVALID_ARGUMENT);
     CHECK_CODE(mcp_call_options_set_keep_deadline(NULL, false), MCP_ERR_INVALID_ARGUMENT);
     CHECK_CODE(mcp_call_options_set_progress(NULL, NULL, NULL), MCP_ERR_INVALID_ARGUMENT);
     CHECK_CODE(mcp_call_options_set_cancel(NULL, NULL), MCP_ERR_INVALID_ARGUMENT);

@@ -217,6 +217,16 @@ class PoolTests(unittest.TestCase):
         with self.assertRaises(mcp_pool.UnknownServer):
             mcp_pool.Pool(config(one={}), handlers={"two": Recorder()})
 
+    def test_a_start_timeout_leaves_the_timeout_to_the_call(self):
+        slow = {"pool": {"closeGraceSecs": 0.5}, "mcpServers": {
+            "slow": {"command": FAKE, "args": ["--slow-start-ms", "700"]}}}
+        with mcp_pool.Pool(slow) as pool:
+            with self.assertRaises(mcp_pool.Timeout):
+                pool.call_tool("slow", "echo", {"text": "a"}, timeout=0.3)
+        with mcp_pool.Pool(slow) as pool:
+            result = pool.call_tool("slow", "echo", {"text": "b"}, timeout=0.3, start_timeout=20)
+            self.assertEqual(self.text(result), "b")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -120,13 +120,13 @@ pub struct TokenRequest<'a> {
     /// The server's URL (the MCP endpoint), as configured.
     pub url: &'a str,
     /// The challenge of the refusal this request follows: `None` for the first token, the
-    /// 401's (or 403's) `WWW-Authenticate` when the last token was refused.
+    /// 401's (or `insufficient_scope` 403's) `WWW-Authenticate` when the last token was refused.
     pub challenge: Option<&'a Challenge>,
 }
 
 /// Gives HTTP sessions their bearer token (`Authorization: Bearer …`). Asked before the
-/// session's first request, and once more when a request is refused (401, or 403 with a
-/// challenge), with the refusal's challenge; a second refusal in a row is
+/// session's first request, and once more when a request is refused (401, or 403 with
+/// `error="insufficient_scope"`), with the refusal's challenge; a second refusal in a row is
 /// [`Error::Unauthorized`](crate::Error::Unauthorized). The token is sent only to the
 /// configured server's origin, never to another one a redirect points at.
 ///
