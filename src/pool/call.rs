@@ -10,6 +10,7 @@
 //! The caller key of the options (a per-caller server's) goes with every lease, retries
 //! included: a call never leaves its key's sessions.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -331,9 +332,14 @@ pub(crate) fn batch(
                 Counters::add(counter);
             }
         }
-        let batch: Vec<ToolCall> = todo.iter().map(|&i| calls[i].clone()).collect();
+        // The first attempt sends the caller's calls as they are; a retry only those left.
+        let batch: Cow<'_, [ToolCall]> = if todo.len() == total {
+            Cow::Borrowed(calls)
+        } else {
+            Cow::Owned(todo.iter().map(|&i| calls[i].clone()).collect())
+        };
         slot.share_index(&lease.session);
-        for c in &batch {
+        for c in batch.iter() {
             lease.session.learn_tool_for(&c.tool, &deadline);
         }
         let known = lease.session.tool_index();
