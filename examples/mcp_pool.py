@@ -47,6 +47,7 @@ import os
 import threading
 import traceback
 import types
+import weakref
 from pathlib import Path
 
 __all__ = ["Pool", "Session", "CancelToken", "McpError", "ReplyError"]
@@ -92,6 +93,7 @@ _SIGNATURES = {
     "mcp_version": ([], c_char_p),
     "mcp_abi_version": ([], ctypes.c_uint32),
     "mcp_pool_builder_new": ([c_char_p], c_void_p),
+    "mcp_pool_builder_from_file": ([c_char_p], c_void_p),
     "mcp_pool_builder_set_handler": ([c_void_p, c_char_p, ctypes.POINTER(_Handler)], c_int),
     "mcp_pool_builder_build": ([c_void_p, _OUT], c_int),
     "mcp_pool_builder_free": ([c_void_p], None),
@@ -416,7 +418,7 @@ class _Options:
     def __exit__(self, *exc):
         self.close()
         if self.error is not None and exc[0] is None:
-            raise self.error  # the progress callback failed
+            raise self.error  # the progress callback failed (the result was taken and freed)
 
 
 def _element(status, element):
@@ -443,9 +445,12 @@ class Pool:
     its JSON text). ``handler`` serves every server; ``handlers`` maps server names to their
     own. Use it as a context manager, or call ``close()``."""
 
-    def __init__(self, config, handler=None, handlers=None):
-        text = config if isinstance(config, str) else json.dumps(config)
-        builder = _lib.mcp_pool_builder_new(text.encode())
+    def __init__(self, config, handler=None, handlers=None, _path=None):
+        if _path is not None:
+            builder = _lib.mcp_pool_builder_from_file(str(_path).encode())
+        else:
+            text = config if isinstance(config, str) else json.dumps(config)
+            builder = _lib.mcp_pool_builder_new(text.encode())
         if not builder:
             raise _error(_lib.mcp_last_error_code())
         for server, h in [(None, handler)] + list((handlers or {}).items()):
@@ -461,10 +466,15 @@ class Pool:
         pool = c_void_p()
         _check(_lib.mcp_pool_builder_build(builder, ctypes.byref(pool)))
         self._pool = pool
+        # Freed when the object goes, or at exit: never while another thread may be in a
+        # call on it (``close`` only closes).
+        self._free = weakref.finalize(self, _lib.mcp_pool_free, pool)
 
     @classmethod
     def from_file(cls, path, **kwargs):
-        return cls(Path(path).read_text(), **kwargs)
+        """A pool from a configuration file, read by the library: relative ``command``,
+        ``args`` and ``cwd`` paths are the file's directory's, and errors name the file."""
+        return cls(None, _path=Path(path), **kwargs)
 
     def __enter__(self):
         return self
@@ -473,10 +483,11 @@ class Pool:
         self.close()
 
     def close(self):
-        """Closes every session and frees the pool (waits for the servers to exit)."""
-        pool, self._pool = getattr(self, "_pool", None), None
-        if pool:
-            _lib.mcp_pool_free(pool)
+        """Closes every session (waits for the servers to exit); later calls raise
+        ``PoolClosed``. Safe while other threads are in calls: they end with ``PoolClosed``
+        and the handle is freed only once the object is gone."""
+        if getattr(self, "_pool", None):
+            _lib.mcp_pool_close(self._pool)
 
     def _handle(self):
         if not self._pool:
@@ -488,7 +499,7 @@ class Pool:
         out = c_void_p()
         with _Options(**options) as o:
             _check(function(self._handle(), *args, o.pointer, ctypes.byref(out)))
-        return _take(out)
+            return _take(out)  # freed before a failed progress callback is raised
 
     def _string(self, function):
         pointer = function(self._handle())
@@ -518,7 +529,7 @@ class Pool:
         with _Options(**options) as o:
             status = _lib.mcp_pool_call_tool(self._handle(), server.encode(), tool.encode(),
                                              _json(arguments), o.pointer, ctypes.byref(out))
-        return _tool_result(status, out.value, tool)
+            return _tool_result(status, out.value, tool)
 
     def list_tools(self, server, **options):
         return self._json_call(_lib.mcp_pool_list_tools, server.encode(), **options)
@@ -628,14 +639,14 @@ class Session:
         with _Options(**options) as o:
             status = _lib.mcp_session_call_tool(self._session, tool.encode(), _json(arguments),
                                                 o.pointer, ctypes.byref(out))
-        return _tool_result(status, out.value, tool)
+            return _tool_result(status, out.value, tool)
 
     def request(self, method, params=None, **options):
         out = c_void_p()
         with _Options(**options) as o:
             _check(_lib.mcp_session_request(self._session, method.encode(), _json(params),
                                             o.pointer, ctypes.byref(out)))
-        return _take(out)
+            return _take(out)
 
     def notify(self, method, params=None):
         _check(_lib.mcp_session_notify(self._session, method.encode(), _json(params)))

@@ -18,8 +18,10 @@
  *   (NULL is fine). A function taking a const handle may be called on it from any number of
  *   threads at once; one taking a non-const handle (the setters, mcp_*_free) needs it to
  *   itself. Freeing a handle while another thread uses it, or twice, is a bug in the caller.
- * - Every call takes a const mcp_call_options * (NULL for the defaults): deadline, progress
- *   callback, cancel token, _meta, log level, caller key. A batch takes mcp_batch_options.
+ * - Every request takes a const mcp_call_options * (NULL for the defaults): deadline, start
+ *   bound, progress callback, cancel token, _meta, log level, caller key. A batch takes
+ *   mcp_batch_options. Notifications (mcp_pool_notify, mcp_session_notify) and
+ *   subscribe / unsubscribe take none.
  * - Callbacks (mcp_handler, progress, batch results) run on the threads their documentation
  *   names and must return normally: no longjmp out of them, no C++ exception through them.
  * - Bad input (NULL, invalid UTF-8 or JSON, an unknown server, a closed pool) gives a code,
@@ -44,7 +46,8 @@
 
 /**
  * The version of the C ABI this header describes. It changes when a function's signature or
- * a struct's layout changes incompatibly, and it is the number in the shared library's
+ * a struct's layout changes incompatibly (`mcp_handler` is read by value: a member added to
+ * it is such a change), and it is the number in the shared library's
  * `SONAME` (`libmcp_pool.so.1`). Compare it with `mcp_abi_version()` at start-up to catch a
  * program built against another header than the library it loaded.
  */
@@ -66,12 +69,14 @@ typedef enum mcp_status {
     MCP_TOOL_ERROR = 1,
     /**
      * A NULL pointer, a string that is not UTF-8, JSON that does not parse or has the wrong
-     * shape (arguments that are not an object, ...).
+     * shape (arguments that are not an object, ...); a call to a per-caller server without
+     * a caller key.
      */
     MCP_ERR_INVALID_ARGUMENT = 2,
     /**
-     * The configuration given to `mcp_pool_new` is invalid (including JSON that does not
-     * parse).
+     * The configuration given to `mcp_pool_new` (or a builder) is invalid, including JSON
+     * that does not parse; also a call to a server the configuration skipped (the message
+     * says why) and a server whose `cwd` does not exist.
      */
     MCP_ERR_CONFIG = 3,
     /**
@@ -242,7 +247,7 @@ typedef int (*mcp_request_callback)(void *userdata,
 
 /**
  * A callback giving the bearer token of an HTTP server's requests: asked before the
- * session's first request, and once more after a refusal (401, or 403 with a challenge),
+ * session's first request, and once more after a refusal (401, or 403 with `error="insufficient_scope"`),
  * then with `challenge`, the refusal's `WWW-Authenticate` value (NULL the first time). It
  * answers with `mcp_reply_text(reply, token)` and returns `MCP_OK`; any other return, or
  * `mcp_reply_error`, fails the call with `MCP_ERR_UNAUTHORIZED`. The token is sent only to
@@ -276,8 +281,9 @@ typedef int (*mcp_token_callback)(void *userdata,
  * The notification callbacks (`on_*`) run on the thread reading the session's output at
  * the time: the session's worker (`mcp-worker-SERVER`) or the thread of a caller waiting
  * for an answer on that session (one of yours, inside a call function). They must return
- * quickly and must not call the same server (such a call fails at once with
- * `MCP_ERR_INVALID_ARGUMENT`) or wait for one: record the news and hand work to another
+ * quickly and must not call the same server (a call that lands on the session being read
+ * fails at once with `MCP_ERR_INVALID_ARGUMENT`; one on another session of the server
+ * would hold up this session's output while it waits) or wait for one: record the news and hand work to another
  * thread; `mcp_cancel_token_cancel`, `mcp_pool_stats_json` and the string functions are
  * fine. Any callback may run on several threads at once, so `userdata` must be
  * thread-safe. A callback must return normally: a `longjmp` out of it, or a C++ exception
@@ -363,7 +369,9 @@ typedef struct mcp_handler {
                             const char *method,
                             const char *params_json);
     /**
-     * Called once, on any thread, when the library will call none of these callbacks any
+     * Called once per copy the library keeps (once per successful
+     * `mcp_pool_builder_set_handler`; a table given for two servers is released twice),
+     * on any thread, when the library will call none of that copy's callbacks any
      * more (after the pool is freed and the last callback returned, or when the builder it
      * was given to is freed or fails to build): free `userdata` here.
      */
@@ -410,7 +418,9 @@ void mcp_string_free(char *s);
 
 /**
  * The message of the last failure on this thread, or NULL when the last call that can fail
- * succeeded. Every function that returns a status code or a pointer clears it when it
+ * succeeded. Every function that can fail (one returning a status code, or a pointer that
+ * may be NULL on failure; not the `mcp_last_error*` functions, `mcp_error_code_name`,
+ * `mcp_version`, `mcp_abi_version` or the `*_is_cancelled` queries) clears it when it
  * starts and when it succeeds, and sets it when it fails (and on `MCP_TOOL_ERROR`). The
  * string belongs to the library: valid until the next such call on this thread; do not
  * free it.
@@ -480,13 +490,29 @@ struct mcp_pool *mcp_pool_new(const char *config_json);
 struct mcp_pool_builder *mcp_pool_builder_new(const char *config_json);
 
 /**
+ * Reads a configuration file (as `mcp_pool_builder_new` reads its text) into a builder.
+ * Unlike the text, a file gives relative `command`, `args` and `cwd` paths a base (the
+ * file's own directory; see the README) and its name to every warning and error. Returns
+ * NULL on failure (`MCP_ERR_INVALID_ARGUMENT` for a NULL or non-UTF-8 path,
+ * `MCP_ERR_CONFIG` for a file that cannot be read or parsed); `mcp_last_error` says why.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string.
+ */
+struct mcp_pool_builder *mcp_pool_builder_from_file(const char *path);
+
+/**
  * Gives the callbacks of `handler` to server `server`, or with `server` NULL to every
- * server that is given none of its own (in any order). The struct is copied; its
- * `userdata` must stay valid until its `release` callback runs (or, without one, until the
- * pool is freed and no callback is running). Setting a server's handler again replaces it
+ * server that is given none of its own (in any order). The struct is copied, and each copy
+ * kept calls `release` once: a table given in two calls is released twice, so give each
+ * call its own `userdata` or make `release` count. `userdata` must stay valid until the
+ * copy's `release` callback runs (or, without one, until the pool is freed and no callback
+ * is running). Setting a server's handler again replaces it
  * (the replaced copy's `release` runs at once).
  *
- * Returns `MCP_OK`; `MCP_ERR_UNKNOWN_SERVER` for a server the configuration does not name;
+ * Returns `MCP_OK` (also for a server the configuration skipped or disabled: nothing is
+ * kept and `release` is not called); `MCP_ERR_UNKNOWN_SERVER` for a server the
+ * configuration does not name;
  * `MCP_ERR_INVALID_ARGUMENT` for NULL `builder` or `handler`, or a name that is not UTF-8.
  * On failure the library keeps nothing (`release` is not called).
  *

@@ -15,27 +15,6 @@
 
 #include "mcp_pool.h"
 
-/* The whole file as a NUL-terminated string, or NULL. Free with free(). */
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    char *text = NULL;
-    size_t len = 0, cap = 0, n;
-    do {
-        if (cap - len < 4096) {
-            cap = cap ? 2 * cap : 8192;
-            char *grown = realloc(text, cap);
-            if (grown == NULL) break;
-            text = grown;
-        }
-        n = fread(text + len, 1, cap - len - 1, f);
-        len += n;
-    } while (n > 0);
-    fclose(f);
-    if (text) text[len] = '\0';
-    return text;
-}
-
 static int fail(const char *what, mcp_status code) {
     const char *why = mcp_last_error();
     fprintf(stderr, "hello: %s: %s (%s)\n", what, why ? why : "?", mcp_error_code_name(code));
@@ -72,14 +51,12 @@ int main(int argc, char **argv) {
                 mcp_abi_version());
         return 1;
     }
-    char *config = read_file(argv[1]);
-    if (config == NULL) {
-        perror(argv[1]);
-        return 1;
-    }
-    mcp_pool *pool = mcp_pool_new(config);
-    free(config);
-    if (pool == NULL) return fail("configuration", mcp_last_error_code());
+    /* The library reads the file: relative paths in it are the file's directory's, and
+     * errors name the file. (mcp_pool_new takes the configuration as JSON text.) */
+    mcp_pool_builder *builder = mcp_pool_builder_from_file(argv[1]);
+    mcp_pool *pool = NULL;
+    if (builder == NULL || mcp_pool_builder_build(builder, &pool) != MCP_OK)
+        return fail("configuration", mcp_last_error_code());
     int status = run(pool, argc, argv);
     mcp_pool_free(pool); /* closes the server processes */
     return status;

@@ -65,8 +65,13 @@ fn run(o: &Options, pool: &Pool, server: &str) -> Result<(), String> {
     let (pooled, spawned) = (&rows[1], &rows[0]);
     let mean = spawned.per_call().as_secs_f64() / pooled.per_call().as_secs_f64();
     let median = spawned.median().as_secs_f64() / pooled.median().as_secs_f64();
+    // A median of a handful of spawns says little: say how many it is from.
+    let few = match spawned.samples() {
+        n if n < 10 => format!(", from {n} samples"),
+        _ => String::new(),
+    };
     println!(
-        "\na pooled call takes {} on average (median {}), a spawned one {} (median {}):\n\
+        "\na pooled call takes {} on average (median {}), a spawned one {} (median {}{few}):\n\
          pooling is {mean:.0}× faster on average, {median:.0}× at the median",
         ms(pooled.per_call()),
         ms(pooled.median()),
@@ -74,11 +79,15 @@ fn run(o: &Options, pool: &Pool, server: &str) -> Result<(), String> {
         ms(spawned.median()),
     );
     let stats = pool.stats();
-    println!("\npool statistics (`Pool::stats()`, server `{server}`):");
     println!(
-        "{}",
-        serde_json::to_string_pretty(&stats.servers[server]).unwrap_or_default()
+        "\npool statistics (`Pool::stats()`, server `{server}`), over all four modes and the \
+         first call: the spawned calls count in `calls` and `direct_calls`, latency covers \
+         every call (the batch's from each call's own write):"
     );
+    match stats.server(server) {
+        Some(s) => println!("{}", serde_json::to_string_pretty(s).unwrap_or_default()),
+        None => println!("(no statistics for `{server}`)"),
+    }
     Ok(())
 }
 

@@ -149,8 +149,19 @@ impl Row {
         self.total / self.calls.max(1) as u32
     }
 
+    /// The median of the sorted latencies (the mean of the middle two for an even count).
     pub fn median(&self) -> Duration {
-        self.latencies[self.latencies.len() / 2]
+        let n = self.latencies.len();
+        match n {
+            0 => Duration::ZERO,
+            _ if n % 2 == 1 => self.latencies[n / 2],
+            _ => (self.latencies[n / 2 - 1] + self.latencies[n / 2]) / 2,
+        }
+    }
+
+    /// How many latencies the percentiles come from.
+    pub fn samples(&self) -> usize {
+        self.latencies.len()
     }
 
     fn pct(&self, p: f64) -> String {

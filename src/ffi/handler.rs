@@ -70,8 +70,9 @@ pub type mcp_token_callback = Option<
 /// The notification callbacks (`on_*`) run on the thread reading the session's output at
 /// the time: the session's worker (`mcp-worker-SERVER`) or the thread of a caller waiting
 /// for an answer on that session (one of yours, inside a call function). They must return
-/// quickly and must not call the same server (such a call fails at once with
-/// `MCP_ERR_INVALID_ARGUMENT`) or wait for one: record the news and hand work to another
+/// quickly and must not call the same server (a call that lands on the session being read
+/// fails at once with `MCP_ERR_INVALID_ARGUMENT`; one on another session of the server
+/// would hold up this session's output while it waits) or wait for one: record the news and hand work to another
 /// thread; `mcp_cancel_token_cancel`, `mcp_pool_stats_json` and the string functions are
 /// fine. Any callback may run on several threads at once, so `userdata` must be
 /// thread-safe. A callback must return normally: a `longjmp` out of it, or a C++ exception
@@ -152,7 +153,9 @@ pub struct mcp_handler {
             params_json: *const c_char,
         ),
     >,
-    /// Called once, on any thread, when the library will call none of these callbacks any
+    /// Called once per copy the library keeps (once per successful
+    /// `mcp_pool_builder_set_handler`; a table given for two servers is released twice),
+    /// on any thread, when the library will call none of that copy's callbacks any
     /// more (after the pool is freed and the last callback returned, or when the builder it
     /// was given to is freed or fails to build): free `userdata` here.
     pub release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,

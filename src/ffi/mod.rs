@@ -43,7 +43,8 @@ use serde_json::{json, Map, Value};
 use crate::Error;
 
 /// The version of the C ABI this header describes. It changes when a function's signature or
-/// a struct's layout changes incompatibly, and it is the number in the shared library's
+/// a struct's layout changes incompatibly (`mcp_handler` is read by value: a member added to
+/// it is such a change), and it is the number in the shared library's
 /// `SONAME` (`libmcp_pool.so.1`). Compare it with `mcp_abi_version()` at start-up to catch a
 /// program built against another header than the library it loaded.
 // `build.rs` reads the next line for the `SONAME`: keep it a literal.
@@ -61,10 +62,12 @@ pub enum mcp_status {
     /// written (and must be freed); `mcp_last_error` gives the tool's text.
     MCP_TOOL_ERROR = 1,
     /// A NULL pointer, a string that is not UTF-8, JSON that does not parse or has the wrong
-    /// shape (arguments that are not an object, ...).
+    /// shape (arguments that are not an object, ...); a call to a per-caller server without
+    /// a caller key.
     MCP_ERR_INVALID_ARGUMENT = 2,
-    /// The configuration given to `mcp_pool_new` is invalid (including JSON that does not
-    /// parse).
+    /// The configuration given to `mcp_pool_new` (or a builder) is invalid, including JSON
+    /// that does not parse; also a call to a server the configuration skipped (the message
+    /// says why) and a server whose `cwd` does not exist.
     MCP_ERR_CONFIG = 3,
     /// The server's process could not be started (or a thread of the pool could not be).
     MCP_ERR_SPAWN = 4,
@@ -474,7 +477,9 @@ pub unsafe extern "C" fn mcp_string_free(s: *mut c_char) {
 }
 
 /// The message of the last failure on this thread, or NULL when the last call that can fail
-/// succeeded. Every function that returns a status code or a pointer clears it when it
+/// succeeded. Every function that can fail (one returning a status code, or a pointer that
+/// may be NULL on failure; not the `mcp_last_error*` functions, `mcp_error_code_name`,
+/// `mcp_version`, `mcp_abi_version` or the `*_is_cancelled` queries) clears it when it
 /// starts and when it succeeds, and sets it when it fails (and on `MCP_TOOL_ERROR`). The
 /// string belongs to the library: valid until the next such call on this thread; do not
 /// free it.

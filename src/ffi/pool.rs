@@ -152,13 +152,38 @@ pub unsafe extern "C" fn mcp_pool_builder_new(config_json: *const c_char) -> *mu
     })
 }
 
+/// Reads a configuration file (as `mcp_pool_builder_new` reads its text) into a builder.
+/// Unlike the text, a file gives relative `command`, `args` and `cwd` paths a base (the
+/// file's own directory; see the README) and its name to every warning and error. Returns
+/// NULL on failure (`MCP_ERR_INVALID_ARGUMENT` for a NULL or non-UTF-8 path,
+/// `MCP_ERR_CONFIG` for a file that cannot be read or parsed); `mcp_last_error` says why.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mcp_pool_builder_from_file(path: *const c_char) -> *mut mcp_pool_builder {
+    pointer("mcp_pool_builder_from_file", || {
+        // SAFETY: the caller's contract for `path`; the text is used only here.
+        let path = unsafe { str_arg(path, "path") }?;
+        Ok(Box::into_raw(Box::new(mcp_pool_builder {
+            builder: PoolBuilder::from_file(path)?,
+            everyone: None,
+            by_server: HashMap::new(),
+        })))
+    })
+}
+
 /// Gives the callbacks of `handler` to server `server`, or with `server` NULL to every
-/// server that is given none of its own (in any order). The struct is copied; its
-/// `userdata` must stay valid until its `release` callback runs (or, without one, until the
-/// pool is freed and no callback is running). Setting a server's handler again replaces it
+/// server that is given none of its own (in any order). The struct is copied, and each copy
+/// kept calls `release` once: a table given in two calls is released twice, so give each
+/// call its own `userdata` or make `release` count. `userdata` must stay valid until the
+/// copy's `release` callback runs (or, without one, until the pool is freed and no callback
+/// is running). Setting a server's handler again replaces it
 /// (the replaced copy's `release` runs at once).
 ///
-/// Returns `MCP_OK`; `MCP_ERR_UNKNOWN_SERVER` for a server the configuration does not name;
+/// Returns `MCP_OK` (also for a server the configuration skipped or disabled: nothing is
+/// kept and `release` is not called); `MCP_ERR_UNKNOWN_SERVER` for a server the
+/// configuration does not name;
 /// `MCP_ERR_INVALID_ARGUMENT` for NULL `builder` or `handler`, or a name that is not UTF-8.
 /// On failure the library keeps nothing (`release` is not called).
 ///
@@ -178,6 +203,16 @@ pub unsafe extern "C" fn mcp_pool_builder_set_handler(
             return Err(null_argument("handler"));
         }
         if let Some(server) = server {
+            if builder
+                .builder
+                .skipped_servers()
+                .iter()
+                .any(|s| s.name == server)
+            {
+                // Skipped (a broken entry) or disabled: its calls fail with the reason; one
+                // broken entry must not fail the whole pool through its handler.
+                return Ok(mcp_status::MCP_OK);
+            }
             if !builder.builder.servers_mut().any(|c| c.name() == server) {
                 return Err(Error::UnknownServer(server.to_owned()));
             }

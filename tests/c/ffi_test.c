@@ -1212,6 +1212,47 @@ static void test_close(void) {
 }
 
 /* Configuration warnings reach C: an unknown key is reported, not silently dropped. */
+/* A configuration file read by the library: a broken entry is skipped alone (a handler for
+ * it is accepted and kept nowhere), a call to it says why, and a missing file is named. */
+static void test_from_file(const char *fake_json) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/mcp-pool-ffi-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "write %s", path);
+    if (f == NULL) return;
+    fprintf(f,
+            "{\"pool\": {\"closeGraceSecs\": 0.5}, \"mcpServers\": {"
+            " \"ok\": {\"command\": %s},"
+            " \"broken\": {\"command\": \"x\", \"env\": {\"T\": \"${MCP_POOL_FFI_UNSET_VAR}\"}}}}",
+            fake_json);
+    fclose(f);
+    mcp_pool_builder *b = mcp_pool_builder_from_file(path);
+    CHECK(b != NULL, "mcp_pool_builder_from_file: %s", mcp_last_error());
+    if (b == NULL) return;
+    mcp_handler h = {0};
+    CHECK_CODE(mcp_pool_builder_set_handler(b, "broken", &h), MCP_OK);
+    CHECK_CODE(mcp_pool_builder_set_handler(b, "nope", &h), MCP_ERR_UNKNOWN_SERVER);
+    mcp_pool *p = NULL;
+    CHECK_CODE(mcp_pool_builder_build(b, &p), MCP_OK);
+    char *out = &sentinel;
+    CHECK_CODE(mcp_pool_call_tool(p, "ok", "echo", "{\"text\": \"filed\"}", NULL, &out), MCP_OK);
+    CHECK(out != &sentinel && strstr(out, "filed"), "the file's server answers: %s", out);
+    free_out(out);
+    out = &sentinel;
+    CHECK_CODE(mcp_pool_call_tool(p, "broken", "echo", NULL, NULL, &out), MCP_ERR_CONFIG);
+    CHECK(strstr(mcp_last_error(), "MCP_POOL_FFI_UNSET_VAR") != NULL,
+          "the skipped server's reason: %s", mcp_last_error());
+    CHECK(out == &sentinel, "nothing written on failure");
+    mcp_pool_free(p);
+    unlink(path);
+    CHECK(mcp_pool_builder_from_file(path) == NULL, "a missing file");
+    CHECK(mcp_last_error_code() == MCP_ERR_CONFIG, "a missing file's code");
+    CHECK(strstr(mcp_last_error(), path) != NULL, "names the file: %s", mcp_last_error());
+    CHECK(mcp_pool_builder_from_file(NULL) == NULL, "NULL path");
+    CHECK(mcp_last_error_code() == MCP_ERR_INVALID_ARGUMENT, "NULL path code");
+    printf("ok: a configuration file read by the library\n");
+}
+
 static void test_warnings(void) {
     mcp_pool *p = mcp_pool_new("{\"mcpServers\": {\"x\": {\"command\": \"true\", \"minIdle\": 1}}}");
     CHECK(p != NULL, "mcp_pool_new with an unknown key: %s", mcp_last_error());
@@ -1327,6 +1368,9 @@ int main(int argc, char **argv) {
         printf("ok: no child process left after mcp_pool_free\n");
 
         test_warnings();
+        char *fake_json = json_string(argv[1]);
+        test_from_file(fake_json);
+        free(fake_json);
         test_close_at_exit(config);
     }
 

@@ -227,6 +227,33 @@ class PoolTests(unittest.TestCase):
             result = pool.call_tool("slow", "echo", {"text": "b"}, timeout=0.3, start_timeout=20)
             self.assertEqual(self.text(result), "b")
 
+    def test_from_file_resolves_against_the_file_and_skips_a_broken_entry(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            os.symlink(os.path.abspath(FAKE), os.path.join(d, "srv"))
+            path = os.path.join(d, "mcp.json")
+            with open(path, "w") as f:
+                json.dump({"pool": {"closeGraceSecs": 0.5}, "mcpServers": {
+                    "rel": {"command": "./srv"},
+                    "broken": {"command": "x", "env": {"T": "${MCP_POOL_PY_UNSET_VAR}"}}}}, f)
+            # From another directory: `./srv` is the file's directory's.
+            with mcp_pool.Pool.from_file(path, handlers={"broken": Recorder()}) as pool:
+                self.assertEqual(self.text(pool.call_tool("rel", "echo", {"text": "r"})), "r")
+                with self.assertRaises(mcp_pool.Config) as caught:
+                    pool.call_tool("broken", "echo")
+                self.assertIn("MCP_POOL_PY_UNSET_VAR", str(caught.exception))
+        with self.assertRaises(mcp_pool.Config) as caught:
+            mcp_pool.Pool.from_file("/nonexistent/mcp.json")
+        self.assertIn("/nonexistent/mcp.json", str(caught.exception))
+
+    def test_a_failing_progress_callback_is_raised_each_time_and_the_pool_goes_on(self):
+        def boom(progress, total, message):
+            raise ValueError("from the callback")
+        for _ in range(3):
+            with self.assertRaises(ValueError):
+                self.pool.call_tool("fake", "progress_burst", {"steps": 2}, on_progress=boom)
+        self.assertEqual(self.text(self.pool.call_tool("fake", "echo", {"text": "ok"})), "ok")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,0 +1,64 @@
+//! The README's first command, `cargo run --release --example demo`, in small: it runs the
+//! four modes against its embedded fake server, prints the table, the speed-up and the
+//! pool's statistics, and exits 0 leaving nothing behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The demo binary, built as `cargo test` builds examples.
+fn demo() -> PathBuf {
+    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/demo-…
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--example", "demo", "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap());
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "building the demo");
+    profile_dir.join("examples/demo")
+}
+
+#[test]
+fn the_demo_runs_every_mode_and_prints_true_statistics() {
+    let clean = common::Clean::new();
+    let out = Command::new(demo())
+        .args(["--calls", "40", "--threads", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for mode in [
+        "spawn per call",
+        "pooled, one by one",
+        "one batch of 40",
+        "4 threads at once",
+    ] {
+        assert!(
+            stdout.contains(&format!("| {mode} |")),
+            "no row `{mode}`:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("pooling is "), "{stdout}");
+    // Few spawned calls: the median says how many samples it is from.
+    let stats_at = stdout.find("pool statistics").expect("a statistics block");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout[stats_at..][stdout[stats_at..].find('{').unwrap()..])
+            .unwrap_or_else(|e| panic!("the statistics are JSON ({e}):\n{stdout}"));
+    // 1 first call + 40 spawned + 40 pooled + 40 in the batch + 40 from threads.
+    assert_eq!(json["calls"], 161, "{json}");
+    assert_eq!(json["direct_calls"], 40, "{json}");
+    assert_eq!(
+        json["errors"].as_object().map_or(0, |e| e.len()),
+        0,
+        "{json}"
+    );
+    clean.check();
+}
