@@ -47,18 +47,31 @@ fn the_demo_runs_every_mode_and_prints_true_statistics() {
         );
     }
     assert!(stdout.contains("pooling is "), "{stdout}");
-    // Few spawned calls: the median says how many samples it is from.
     let stats_at = stdout.find("pool statistics").expect("a statistics block");
+    let block = &stdout[stats_at..];
     let json: serde_json::Value =
-        serde_json::from_str(&stdout[stats_at..][stdout[stats_at..].find('{').unwrap()..])
+        serde_json::Deserializer::from_str(&block[block.find('{').unwrap()..])
+            .into_iter()
+            .next()
+            .expect("a JSON object")
             .unwrap_or_else(|e| panic!("the statistics are JSON ({e}):\n{stdout}"));
-    // 1 first call + 40 spawned + 40 pooled + 40 in the batch + 40 from threads.
-    assert_eq!(json["calls"], 161, "{json}");
-    assert_eq!(json["direct_calls"], 40, "{json}");
+    // Spawn per call makes at most 50 calls in 3 s: as many direct calls as its row says.
+    let spawned: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("| spawn per call | "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the spawn row's call count");
+    assert_eq!(json["direct_calls"], spawned, "{json}");
+    // Every call is a direct call, a hit or a miss, and 120 went through the pool.
+    let n = |key: &str| json[key].as_u64().unwrap();
+    assert_eq!(n("calls"), spawned + n("hits") + n("misses"), "{json}");
+    assert!(n("hits") + n("misses") >= 120, "{json}");
     assert_eq!(
         json["errors"].as_object().map_or(0, |e| e.len()),
         0,
         "{json}"
     );
+    assert!(stdout.contains("0 child processes left"), "{stdout}");
     clean.check();
 }

@@ -164,6 +164,14 @@ impl Row {
         self.latencies.len()
     }
 
+    /// The median as the table shows it: a dash when a mode has no per-call latencies.
+    fn p50(&self) -> String {
+        match self.latencies.is_empty() {
+            true => "—".into(),
+            false => ms(self.median()),
+        }
+    }
+
     fn pct(&self, p: f64) -> String {
         let i = ((self.latencies.len().max(1) - 1) as f64 * p).round() as usize;
         self.latencies.get(i).map_or("—".into(), |d| ms(*d))
@@ -183,7 +191,7 @@ pub fn print_table(rows: &[Row]) {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let speedup = base / r.per_call().as_secs_f64().max(1e-9);
-        let (total, per_call, p50, p99) = (ms(r.total), ms(r.per_call()), r.pct(0.5), r.pct(0.99));
+        let (total, per_call, p50, p99) = (ms(r.total), ms(r.per_call()), r.p50(), r.pct(0.99));
         println!(
             "| {} | {} | {total} | {per_call} | {p50} | {p99} | {speedup:.0}× |",
             r.mode, r.calls
