@@ -1126,6 +1126,16 @@ fn a_503_with_retry_after_is_waited_out_within_the_deadline() {
 }
 
 #[test]
+fn a_503_without_retry_after_is_not_sent_again() {
+    // A proxy's 503 may come after it forwarded the request: a POST is never repeated.
+    let _clean = clean();
+    let fake = Fake::recorded("busy-bare", &["--http-503", "5", "--http-503-bare"]);
+    let err = Session::start(http(&fake.url, Generation::Handshake)).unwrap_err();
+    assert!(matches!(err, Error::Http { status: 503, .. }), "{err:?}");
+    assert_eq!(fake.of_method("POST").len(), 1, "{:?}", fake.records());
+}
+
+#[test]
 fn a_deadline_shorter_than_retry_after_fails_at_once_with_http_503() {
     let _clean = clean();
     let fake = Fake::start(&["--http-503", "2"]);

@@ -1415,3 +1415,50 @@ fn a_start_bound_leaves_the_timeout_to_the_call_alone() {
     pool.close();
     clean.check();
 }
+
+#[test]
+fn a_batch_that_times_out_on_a_wedged_session_gets_it_replaced() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new().probe_timeout(Duration::from_millis(500)),
+    )]);
+    let wedged = pool.session("fake").unwrap().pid().unwrap();
+    // `block` holds the server's only loop: the batch's deadline passes.
+    let results = pool
+        .batch(
+            "fake",
+            &[ToolCall::new("block", json!({"ms": 10_000}))],
+            BatchOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            results[0],
+            Err(Error::Timeout {
+                phase: Phase::Request,
+                ..
+            })
+        ),
+        "{:?}",
+        results[0]
+    );
+    // The session is suspect, its probe unanswered: the next call goes to a new process.
+    let r = pool
+        .call_tool_with(
+            "fake",
+            "echo",
+            json!({"text": "after"}),
+            CallOptions::new().timeout(Duration::from_secs(5)),
+        )
+        .unwrap();
+    assert_eq!(r.text(), "after");
+    let replacement = pool.session("fake").unwrap().pid().unwrap();
+    assert_ne!(replacement, wedged);
+    let retired = common::wait_for(Duration::from_secs(5), || {
+        (pool.stats().server("fake").unwrap().closed_unresponsive == 1).then_some(())
+    });
+    assert!(retired.is_some(), "{:?}", pool.stats());
+    pool.close();
+    assert!(!process_exists(wedged));
+}

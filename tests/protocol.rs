@@ -1701,3 +1701,37 @@ fn a_refused_version_on_a_call_is_tried_once_more_under_a_new_id() {
         .count();
     assert_eq!(refused, 3, "{}", s.stderr_tail());
 }
+
+#[test]
+fn batched_calls_get_the_same_result_rules_as_single_ones() {
+    // A batch pipelines its requests, but each answer is settled as a single call's is:
+    // input rounds through the handler, unknown result types and bad structured output as
+    // errors; never taken at face value.
+    let _clean = Clean::new();
+    let client = Client::new(FORM);
+    let s = start(
+        per_request(&[]).handler(client.clone()),
+        Generation::PerRequest,
+    );
+    let calls = [
+        mcp_pool::ToolCall::new("mrtr_elicit", json!({})),
+        mcp_pool::ToolCall::new("result_type", json!({"value": "bogus"})),
+        mcp_pool::ToolCall::new("bad_structured", json!({})),
+        mcp_pool::ToolCall::new("echo", json!({"text": "plain"})),
+    ];
+    let results = s.batch(&calls, mcp_pool::BatchOptions::new()).unwrap();
+    assert_eq!(results[0].as_ref().unwrap().text(), "hello Ada");
+    assert!(
+        matches!(&results[1], Err(Error::Protocol(m)) if m.contains("bogus")),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        matches!(&results[2], Err(Error::InvalidOutput { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(results[3].as_ref().unwrap().text(), "plain");
+    assert_eq!(client.seen.lock().elicitations.len(), 1);
+    s.close();
+}

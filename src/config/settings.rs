@@ -538,7 +538,9 @@ pub enum RetryPolicy {
 /// uses the same few sessions, so the fewest processes run and almost every call finds a
 /// live session. Choose [`PerCaller`](Self::PerCaller) for servers that remember things
 /// between calls or act for one user: a memory store, a browser, a shell, a database
-/// session, or a server authenticated per user. On a multi-tenant host, pooling such a
+/// session. (The server's handler, headers and token provider are shared by every key and
+/// not told it: a server that must use each user's own credentials needs an entry per
+/// user.) On a multi-tenant host, pooling such a
 /// server by its name alone hands one user's state (the browser's pages, the memory's
 /// entries, the shell's directory) to the next user; with `PerCaller` two callers never
 /// share a session, at the cost of a process (or HTTP session) per live caller.

@@ -127,7 +127,9 @@ fn run_then<T>(
     let mut attempts = 0;
     let mut written_retry = false;
     let result = loop {
-        let waiting = wait_bound();
+        // Only the first wait has a bound of its own: a retry is part of the call and waits
+        // under the call's deadline.
+        let waiting = if attempts == 0 { wait_bound() } else { None };
         let acquired = slot.acquire(
             waiting.as_ref().unwrap_or(&deadline),
             exclude,
@@ -371,6 +373,19 @@ pub(crate) fn batch(
                         tell(todo[k], r);
                     }
                 });
+        // As for a single call: a batch call that timed out or was cancelled makes the
+        // session suspect until a probe says it still answers.
+        if outcomes.iter().any(|r| {
+            matches!(
+                r,
+                Err(Error::Timeout {
+                    phase: Phase::Request,
+                    ..
+                } | Error::Cancelled)
+            )
+        }) {
+            slot.suspect(lease.serial);
+        }
         exclude = Some(lease.serial);
         drop(lease);
         let mut next = Vec::new();

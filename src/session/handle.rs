@@ -580,6 +580,10 @@ impl Session {
         mut on_result: impl FnMut(usize, &Result<CallToolResult, Error>, Instant),
     ) -> Vec<Result<CallToolResult, Error>> {
         let shared = self.shared();
+        // What single calls learn first (output schemas, annotations), once per tool.
+        for c in calls {
+            self.learn_tool_for(&c.tool, deadline);
+        }
         if shared.http.get().is_some() && calls.len() > 1 {
             return self.batch_over_http(calls, deadline, cancel, on_result);
         }
@@ -609,6 +613,7 @@ impl Session {
         for (i, (sent, at)) in sent.into_iter().enumerate() {
             let result = sent.and_then(|(call, sent)| {
                 let value = call::wait(shared, sent, deadline, None, cancel)?;
+                let value = self.settle_within(&call, value, deadline, cancel)?;
                 (call.parse)(value, &call.method)
             });
             on_result(i, &result, at);
@@ -660,6 +665,7 @@ impl Session {
                                 true,
                             )?;
                             let value = call::wait(shared, sent, &mut deadline, None, cancel)?;
+                            let value = self.settle_within(&call, value, &mut deadline, cancel)?;
                             (call.parse)(value, &call.method)
                         })();
                         if tx.send((i, result, at)).is_err() {

@@ -238,9 +238,9 @@ impl<'a> CallOptions<'a> {
     /// Through a [`Pool`](crate::Pool): bounds waiting for a session (a session's start,
     /// or room on a busy one) on its own, so the [`timeout`](Self::timeout) counts only
     /// from when the call has its session. A server that takes 8 s to start and a 2 s call
-    /// timeout then work together. The wait is still bounded by the server's
-    /// `queue_timeout` while no start is under way, and a retry on a fresh session waits
-    /// again under this bound while the call's own deadline keeps running. Without it (the
+    /// timeout then work together. The server's `queue_timeout` still bounds every wait
+    /// for a session (a longer bound here is cut to it), and a retry on a fresh session is
+    /// part of the call: it waits under the call's own deadline. Without it (the
     /// default) the timeout covers the wait too. A call on a [`Session`](crate::Session)
     /// has its session and ignores it.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {

@@ -24,6 +24,7 @@ use crate::protocol::{
 
 use super::call;
 use super::handle::Session;
+use super::inbound;
 use super::options::{CancelHandle, ProgressFn};
 use super::shared::{CacheHints, Shared};
 
@@ -269,9 +270,8 @@ impl Session {
         params: Option<&Value>,
         ctx: &mut Ctx<'_, '_, '_>,
     ) -> Result<Value, Error> {
-        let shared = self.shared();
         let as_task = call.tool.as_deref().is_some_and(|t| self.runs_as_task(t));
-        let mut value = if as_task {
+        let value = if as_task {
             let mut augmented = params.cloned().unwrap_or_else(|| json!({}));
             augmented["task"] = json!({});
             let created = self.once(method, Some(&augmented), ctx)?;
@@ -279,6 +279,21 @@ impl Session {
         } else {
             self.once(method, params, ctx)?
         };
+        self.settle(call, method, params, value, ctx)
+    }
+
+    /// Follows a first answer to the call's final result: input rounds, a task, the tool's
+    /// output check. Every answer of a call goes through here, batched ones too, so none
+    /// is taken at face value.
+    fn settle<T>(
+        &self,
+        call: &Call<T>,
+        method: &str,
+        params: Option<&Value>,
+        mut value: Value,
+        ctx: &mut Ctx<'_, '_, '_>,
+    ) -> Result<Value, Error> {
+        let shared = self.shared();
         let mut rounds = 0;
         loop {
             match ResultType::of(&value) {
@@ -583,7 +598,11 @@ impl Session {
         if current(shared) {
             return;
         }
-        let _one_at_a_time = shared.indexing.lock();
+        // One listing at a time, but never waiting past this call's deadline for another
+        // call's listing: without it the call goes on knowing nothing new of the tool.
+        let Some(_one_at_a_time) = shared.indexing.try_lock_until(ctx.deadline.at()) else {
+            return;
+        };
         if current(shared) {
             return;
         }
@@ -605,6 +624,24 @@ impl Session {
 
     /// [`learn_tool`](Self::learn_tool) on a deadline of its own (a batch learns before it
     /// sends its calls).
+    /// [`settle`](Self::settle) for a batched call's answer, under the batch's deadline and
+    /// cancel handle.
+    pub(crate) fn settle_within<T>(
+        &self,
+        call: &Call<T>,
+        value: Value,
+        deadline: &mut Deadline,
+        cancel: Option<&CancelHandle>,
+    ) -> Result<Value, Error> {
+        let mut ctx = Ctx {
+            deadline,
+            progress: None,
+            cancel,
+            meta: None,
+        };
+        self.settle(call, &call.method, call.params.as_ref(), value, &mut ctx)
+    }
+
     pub(crate) fn learn_tool_for(&self, tool: &str, deadline: &Deadline) {
         let mut within = *deadline;
         let mut ctx = Ctx {
@@ -742,6 +779,14 @@ fn answer_input(
     requests: &Map<String, Value>,
     ctx: &Ctx<'_, '_, '_>,
 ) -> Result<Map<String, Value>, Error> {
+    // One thread per input request: the server does not choose how many.
+    if requests.len() > inbound::MAX_HANDLER_THREADS {
+        return Err(Error::Protocol(format!(
+            "the server asked for {} inputs in one round; at most {} are answered",
+            requests.len(),
+            inbound::MAX_HANDLER_THREADS
+        )));
+    }
     let (tx, rx) = unbounded();
     // Raised when the call stops waiting for the answers (error, deadline, cancel): the
     // handlers still running see it through `ServerRequest::is_cancelled`.

@@ -367,10 +367,16 @@ impl Link {
                     .into());
                 }
                 429 | 503 => {
-                    let wait = header(&reply, "retry-after")
+                    let after = header(&reply, "retry-after")
                         .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs)
-                        .unwrap_or(Duration::from_millis(250 << busy));
+                        .map(Duration::from_secs);
+                    // A 503 without Retry-After may come from a proxy that forwarded the
+                    // request: a POST is not sent again (it could run a tool twice). A 429,
+                    // or a 503 that says when to come back, was refused unprocessed.
+                    if reply.status == 503 && after.is_none() && matches!(method, Method::Post(_)) {
+                        return Err(self.http_error_with_body(reply).into());
+                    }
+                    let wait = after.unwrap_or(Duration::from_millis(250 << busy));
                     busy += 1;
                     if busy > MAX_BUSY_RETRIES || wait > MAX_RETRY_AFTER {
                         return Err(self.http_error_with_body(reply).into());

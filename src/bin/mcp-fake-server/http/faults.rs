@@ -56,6 +56,9 @@ pub(crate) fn before(app: &App, conn: &mut Conn, req: &Request) -> Option<bool> 
         return Some(conn.json(401, &[("WWW-Authenticate", challenge)], &body));
     }
     if req.method == "POST" && app.posts.fetch_add(1, Ordering::SeqCst) < h.unavailable {
+        if h.bare_503 {
+            return Some(conn.empty(503, &[]));
+        }
         return Some(conn.empty(503, &[("Retry-After", "1".into())]));
     }
     if let (Some(url), "POST", "/mcp") = (&h.redirect, req.method.as_str(), req.path.as_str()) {
