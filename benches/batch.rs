@@ -1,4 +1,4 @@
-//! A batch of 100 calls on one session (`Pool::batch`, `Session::call_tools`), next to the
+//! A batch of 100 calls on one session (`Pool::batch`, `Session::batch`), next to the
 //! same 100 calls made one by one, and next to the floor measured in the same run: a raw
 //! pipelined window (100 request lines in one write, then 100 answer lines). Each row also has
 //! the client's CPU time and context switches per call (`getrusage`, all threads).
@@ -87,7 +87,7 @@ fn main() {
     let names = [
         "raw pipelined window of 100 (floor)",
         "`Pool::batch` of 100",
-        "`Session::call_tools` of 100",
+        "`Session::batch` of 100",
         "100 sequential `Pool::call_tool`",
         "`Pool::batch` of 1000 (its 110 kB of requests overflow the 64 KiB pipe), per 100",
         "100 sequential raw calls",
