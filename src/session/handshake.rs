@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver};
+use super::mailbox::{unbounded, Receiver};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Generation, ServerConfig};
@@ -269,7 +269,8 @@ pub(crate) fn set_level_params(config: &ServerConfig, details: &ServerDetails) -
         .then(|| json!({ "level": level.as_str() }))
 }
 
-fn answer_of(event: Event) -> Option<Answer> {
+/// A start-up request's event as the handshake decision reads it (over stdio and HTTP).
+pub(crate) fn answer_of(event: Event) -> Option<Answer> {
     match event {
         Event::Done(Ok(v)) => Some(Answer::Result(v)),
         Event::Done(Err(Error::Server {

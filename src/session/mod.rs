@@ -26,6 +26,7 @@ mod handshake;
 pub(crate) mod http;
 mod inbound;
 mod listen;
+mod mailbox;
 mod options;
 mod outbox;
 mod pending;

@@ -60,8 +60,11 @@ pub fn children() -> BTreeSet<u32> {
 /// Whether `pid` is the library's watchdog (one per process, for as long as it lives; see
 /// `src/session/watchdog.rs`), which is not a server's child.
 pub fn is_watchdog(pid: u32) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"mcp-pool-watchdog"))
+    // By pid first: just after its spawn its command line can still read empty (the kernel
+    // sets it up after the exec has released the parent).
+    mcp_pool::__watchdog_pid() == Some(pid)
+        || fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"mcp-pool-watchdog"))
 }
 
 /// Field `n` after the command in `/proc/PID/stat` (0 state, 1 ppid, 2 pgrp), if it reads

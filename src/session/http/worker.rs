@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Value};
 
 use crate::config::{Generation, HttpTransport, ServerConfig};
@@ -22,10 +22,11 @@ use crate::jsonrpc::{self, RpcError};
 use crate::protocol;
 
 use super::super::handshake::{
-    self, Answer, Decision, Step, DISCOVER_AGAIN_ID, DISCOVER_ID, INITIALIZE_ID, SET_LEVEL_ID,
+    self, answer_of, Answer, Decision, Step, DISCOVER_AGAIN_ID, DISCOVER_ID, INITIALIZE_ID,
+    SET_LEVEL_ID,
 };
 use super::super::inbound::{self, Frame};
-use super::super::pending::Event;
+use super::super::mailbox;
 use super::super::shared::{Command, Shared};
 use super::super::sys::{self, Bell, Watch};
 use super::super::worker::Report;
@@ -298,7 +299,7 @@ impl HttpWorker {
         params: &Value,
         headers: &[(String, String)],
     ) -> Result<Started, StartFail> {
-        let (tx, rx) = unbounded();
+        let (tx, rx) = mailbox::unbounded();
         self.shared.table.lock().register_quiet(id, tx);
         let line = jsonrpc::request_line(id, method, Some(params));
         let reply = self.link.post(scope, &line, headers)?;
@@ -431,7 +432,7 @@ impl HttpWorker {
         }
         self.link.set_wire(Wire::Legacy { endpoint });
         self.spawn_legacy_reader(reader);
-        let (tx, rx) = unbounded();
+        let (tx, rx) = mailbox::unbounded();
         self.shared.table.lock().register_quiet(INITIALIZE_ID, tx);
         let params = json!({
             "protocolVersion": protocol::LATEST_HANDSHAKE_VERSION,
@@ -466,7 +467,7 @@ impl HttpWorker {
                 if let Some(params) = set_level {
                     let line =
                         jsonrpc::request_line(SET_LEVEL_ID, "logging/setLevel", Some(&params));
-                    let (tx, _rx) = unbounded();
+                    let (tx, _rx) = mailbox::unbounded();
                     self.shared.table.lock().register_quiet(SET_LEVEL_ID, tx);
                     if let Ok(reply) = self.link.post(scope, &line, &[]) {
                         drop(reply);
@@ -734,27 +735,6 @@ fn decision_failure(decision: &mut Decision) -> String {
     match decision.deadline_passed() {
         Step::Fail(why) => why,
         _ => "the server gave no usable answer to `server/discover` or `initialize`".into(),
-    }
-}
-
-fn answer_of(event: Event) -> Option<Answer> {
-    match event {
-        Event::Done(Ok(v)) => Some(Answer::Result(v)),
-        Event::Done(Err(Error::Server {
-            code,
-            message,
-            data,
-        })) => Some(Answer::Error(RpcError {
-            code,
-            message,
-            data,
-        })),
-        Event::Done(Err(other)) => Some(Answer::Error(RpcError {
-            code: 0,
-            message: other.to_string(),
-            data: None,
-        })),
-        _ => None,
     }
 }
 
