@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::mailbox::{unbounded, Receiver};
+use crossbeam_channel::{unbounded, Receiver};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Generation, ServerConfig};

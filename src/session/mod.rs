@@ -26,7 +26,6 @@ mod handshake;
 pub(crate) mod http;
 mod inbound;
 mod listen;
-mod mailbox;
 mod options;
 mod outbox;
 mod pending;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::mailbox::Sender;
+use crossbeam_channel::Sender;
 use serde_json::Value;
 
 use crate::error::{CloseReason, Error};
@@ -267,7 +267,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::mailbox::{unbounded, Receiver};
+    use crossbeam_channel::{unbounded, Receiver};
 
     fn waiter(t: &mut Table, id: u64) -> (Ticket, Receiver<Event>) {
         let (tx, rx) = unbounded();

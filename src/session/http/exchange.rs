@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::mailbox::RecvTimeoutError;
+use crossbeam_channel::RecvTimeoutError;
 use serde_json::Value;
 
 use crate::config::Generation;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Value};
 
 use crate::config::{Generation, HttpTransport, ServerConfig};
@@ -26,7 +26,6 @@ use super::super::handshake::{
     SET_LEVEL_ID,
 };
 use super::super::inbound::{self, Frame};
-use super::super::mailbox;
 use super::super::shared::{Command, Shared};
 use super::super::sys::{self, Bell, Watch};
 use super::super::worker::Report;
@@ -299,7 +298,7 @@ impl HttpWorker {
         params: &Value,
         headers: &[(String, String)],
     ) -> Result<Started, StartFail> {
-        let (tx, rx) = mailbox::unbounded();
+        let (tx, rx) = unbounded();
         self.shared.table.lock().register_quiet(id, tx);
         let line = jsonrpc::request_line(id, method, Some(params));
         let reply = self.link.post(scope, &line, headers)?;
@@ -432,7 +431,7 @@ impl HttpWorker {
         }
         self.link.set_wire(Wire::Legacy { endpoint });
         self.spawn_legacy_reader(reader);
-        let (tx, rx) = mailbox::unbounded();
+        let (tx, rx) = unbounded();
         self.shared.table.lock().register_quiet(INITIALIZE_ID, tx);
         let params = json!({
             "protocolVersion": protocol::LATEST_HANDSHAKE_VERSION,
@@ -467,7 +466,7 @@ impl HttpWorker {
                 if let Some(params) = set_level {
                     let line =
                         jsonrpc::request_line(SET_LEVEL_ID, "logging/setLevel", Some(&params));
-                    let (tx, _rx) = mailbox::unbounded();
+                    let (tx, _rx) = unbounded();
                     self.shared.table.lock().register_quiet(SET_LEVEL_ID, tx);
                     if let Ok(reply) = self.link.post(scope, &line, &[]) {
                         drop(reply);
