@@ -1937,3 +1937,28 @@ fn trace_logs_of_the_http_stack_hold_no_secret() {
         .collect();
     assert!(leaked.is_empty(), "secrets in the logs: {leaked:#?}");
 }
+
+#[test]
+fn a_closed_session_closes_its_connections_while_a_handle_remains() {
+    let guard = clean();
+    let fake = Fake::start(&[]);
+    let before = guard.fds.iter().filter(|f| f.contains("socket:")).count();
+    for generation in BOTH {
+        let s = start(&fake.url, generation);
+        let kept = s.clone();
+        assert_eq!(echo(&s, "x").unwrap(), "x");
+        s.close();
+        // The handle still lives; its kept-alive connections must not.
+        let sockets = || {
+            fd_targets()
+                .iter()
+                .filter(|f| f.contains("socket:"))
+                .count()
+        };
+        let closed = common::wait_for(Duration::from_secs(5), || {
+            (sockets() <= before).then_some(())
+        });
+        assert!(closed.is_some(), "{generation:?}: {:#?}", fd_targets());
+        drop(kept);
+    }
+}

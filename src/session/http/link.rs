@@ -122,7 +122,9 @@ pub(crate) struct Link {
     /// The URL as shown in errors.
     pub shown: String,
     origin: Option<Origin>,
-    agent: ureq::Agent,
+    /// Taken when the session has ended, so its kept-alive connections close then, not
+    /// when the last handle goes.
+    agent: Mutex<Option<ureq::Agent>>,
     headers: Vec<(String, Secret)>,
     tokens: Option<Arc<dyn TokenProvider>>,
     token: Mutex<Option<Secret>>,
@@ -160,7 +162,7 @@ impl Link {
             url: settings.url.clone(),
             shown: redact(&settings.url),
             origin: Origin::of(&settings.url),
-            agent: net::agent(roots, settings.idle_connections, client),
+            agent: Mutex::new(Some(net::agent(roots, settings.idle_connections, client))),
             headers: settings.headers.clone(),
             tokens: settings.token.clone(),
             token: Mutex::new(None),
@@ -240,6 +242,12 @@ impl Link {
         for bell in self.open.lock().values() {
             bell.ring();
         }
+    }
+
+    /// Closes the kept-alive connections (requests still running keep theirs until they
+    /// end); no request goes out after this.
+    pub(crate) fn release_connections(&self) {
+        self.agent.lock().take();
     }
 
     pub(crate) fn is_shut(&self) -> bool {
@@ -433,12 +441,18 @@ impl Link {
                 req
             }};
         }
+        let Some(agent) = self.agent.lock().clone() else {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the session has ended",
+            )));
+        };
         let response = match method {
-            Method::Post(body) => with_headers!(self.agent.post(url))
+            Method::Post(body) => with_headers!(agent.post(url))
                 .header("Content-Type", "application/json")
                 .send(*body)?,
-            Method::Get => with_headers!(self.agent.get(url)).call()?,
-            Method::Delete => with_headers!(self.agent.delete(url)).call()?,
+            Method::Get => with_headers!(agent.get(url)).call()?,
+            Method::Delete => with_headers!(agent.delete(url)).call()?,
         };
         let status = response.status().as_u16();
         let text = |name: &str| {

@@ -724,6 +724,7 @@ impl HttpWorker {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        self.link.release_connections();
         shared.wake.close();
         shared.doorbell.close();
     }
