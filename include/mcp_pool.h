@@ -1110,8 +1110,9 @@ enum mcp_status mcp_reply_text(struct mcp_reply *reply, const char *text);
 enum mcp_status mcp_reply_error(struct mcp_reply *reply, int64_t code, const char *message);
 
 /**
- * Whether the answer is no longer wanted: the server cancelled its request, or the call it
- * belongs to ended (deadline, cancel). A callback waiting on a user looks at this now and
+ * Whether the answer is no longer wanted: the server cancelled its request, the call it
+ * belongs to ended (deadline, cancel), or the session ended (closed, `mcp_pool_close` or
+ * `mcp_pool_free`, the server gone). A callback waiting on a user looks at this now and
  * then and gives up; what it answers then is not sent. `false` for NULL and for a token
  * request.
  *

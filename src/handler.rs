@@ -96,8 +96,9 @@ impl<'a> ServerRequest<'a> {
         self.params
     }
 
-    /// Whether the answer is no longer wanted: the server cancelled its request, or the
-    /// call it belongs to ended (deadline, cancel). A handler that waits on a user checks
+    /// Whether the answer is no longer wanted: the server cancelled its request, the call
+    /// it belongs to ended (deadline, cancel), or the session ended (closed, the pool
+    /// closed, the server gone). A handler that waits on a user checks
     /// this and gives up; whatever it returns then is not sent.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
@@ -341,6 +342,14 @@ impl Asks {
     /// The answer is done (sent or dropped).
     pub(crate) fn end(&self, id: &Value) {
         self.running.lock().remove(&id.to_string());
+    }
+
+    /// The session ended: no answer can reach the server any more, so every request being
+    /// answered is cancelled.
+    pub(crate) fn cancel_all(&self) {
+        for flag in self.running.lock().values() {
+            flag.store(true, Ordering::Release);
+        }
     }
 
     /// The server cancelled its request `id`. Returns whether one was being answered.

@@ -1735,3 +1735,47 @@ fn batched_calls_get_the_same_result_rules_as_single_ones() {
     assert_eq!(client.seen.lock().elicitations.len(), 1);
     s.close();
 }
+
+#[test]
+fn closing_the_session_tells_a_handler_still_answering() {
+    // A handler waiting on a user learns the answer is no longer wanted when the session
+    // ends, not only when the server cancels.
+    let _clean = Clean::new();
+    let client = Client::with(FORM, Mode::Block);
+    let s = start(
+        handshake(&[]).handler(client.clone()),
+        Generation::Handshake,
+    );
+    let caller = {
+        let s = s.clone();
+        std::thread::spawn(move || s.call_tool("ask_elicitation", json!({})))
+    };
+    assert!(
+        wait_for(Duration::from_secs(4), || {
+            (!client.seen.lock().elicitations.is_empty()).then_some(())
+        })
+        .is_some(),
+        "the handler was never asked"
+    );
+    let began = Instant::now();
+    s.close();
+    assert!(caller.join().unwrap().is_err());
+    assert!(
+        wait_for(Duration::from_secs(4), || {
+            (client.seen.lock().returned == 1).then_some(())
+        })
+        .is_some(),
+        "the handler never returned"
+    );
+    assert_eq!(
+        client.seen.lock().saw_cancel,
+        1,
+        "is_cancelled() stayed false"
+    );
+    // Block mode gives up by itself after 5 s; the close told it well before.
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+}

@@ -511,8 +511,9 @@ pub unsafe extern "C" fn mcp_reply_error(
     })
 }
 
-/// Whether the answer is no longer wanted: the server cancelled its request, or the call it
-/// belongs to ended (deadline, cancel). A callback waiting on a user looks at this now and
+/// Whether the answer is no longer wanted: the server cancelled its request, the call it
+/// belongs to ended (deadline, cancel), or the session ended (closed, `mcp_pool_close` or
+/// `mcp_pool_free`, the server gone). A callback waiting on a user looks at this now and
 /// then and gives up; what it answers then is not sent. `false` for NULL and for a token
 /// request.
 ///

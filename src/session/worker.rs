@@ -496,6 +496,7 @@ impl Worker {
         }
         shared.lifecycle.ending(reason.clone());
         shared.table.lock().fail_all(&reason, &tail);
+        shared.asks.cancel_all();
         shared.lifecycle.ended(reason.clone(), tail.clone());
         // Subscriptions kept by the session hold it: let them go.
         shared.tool_listen.lock().take();

@@ -699,6 +699,7 @@ impl HttpWorker {
         shared.lifecycle.ending(reason.clone());
         let reason = shared.lifecycle.reason().map_or(reason, |(r, _)| r);
         shared.table.lock().fail_all(&reason, "");
+        shared.asks.cancel_all();
         self.link.shut();
         shared.lifecycle.ended(reason.clone(), String::new());
         if reason == CloseReason::Closed {
