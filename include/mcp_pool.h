@@ -1110,6 +1110,16 @@ enum mcp_status mcp_reply_text(struct mcp_reply *reply, const char *text);
 enum mcp_status mcp_reply_error(struct mcp_reply *reply, int64_t code, const char *message);
 
 /**
+ * The caller key of the session asking, on a pool server with `"sharing": "per-caller"`:
+ * whose roots, model, consent or token this is. NULL on a shared server, and for NULL.
+ * The string belongs to the reply: valid until the callback returns.
+ *
+ * # Safety
+ * `reply` is NULL or the reply of a callback still running.
+ */
+const char *mcp_reply_caller(const struct mcp_reply *reply);
+
+/**
  * Whether the answer is no longer wanted: the server cancelled its request, the call it
  * belongs to ended (deadline, cancel), or the session ended (closed, `mcp_pool_close` or
  * `mcp_pool_free`, the server gone). A callback waiting on a user looks at this now and

@@ -75,6 +75,7 @@ pub struct HandlerSupport {
 #[derive(Debug)]
 pub struct ServerRequest<'a> {
     server: &'a str,
+    caller: Option<&'a str>,
     method: &'a str,
     params: &'a Value,
     cancelled: &'a AtomicBool,
@@ -84,6 +85,13 @@ impl<'a> ServerRequest<'a> {
     /// The name of the server asking.
     pub fn server(&self) -> &'a str {
         self.server
+    }
+
+    /// The caller key of the session asking, on a pool server with
+    /// [`Sharing::PerCaller`](crate::Sharing::PerCaller) (whose user's roots, model or
+    /// consent this is); `None` on a shared server or a session started directly.
+    pub fn caller(&self) -> Option<&'a str> {
+        self.caller
     }
 
     /// The method asked for (`roots/list`, `sampling/createMessage`, `elicitation/create`).
@@ -459,13 +467,14 @@ pub(crate) fn answer(
 pub(crate) fn answer_parts(
     handler: &dyn ClientHandler,
     support: HandlerSupport,
-    server: &str,
+    (server, caller): (&str, Option<&str>),
     method: &str,
     params: &Value,
     cancelled: &AtomicBool,
 ) -> Result<Value, RpcError> {
     let request = ServerRequest {
         server,
+        caller,
         method,
         params,
         cancelled,
@@ -576,7 +585,7 @@ mod tests {
             }
         }
         let flag = AtomicBool::new(false);
-        answer_parts(&Yes, support, "s", method, &params, &flag)
+        answer_parts(&Yes, support, ("s", None), method, &params, &flag)
     }
 
     #[test]

@@ -1962,3 +1962,38 @@ fn a_closed_session_closes_its_connections_while_a_handle_remains() {
         drop(kept);
     }
 }
+
+#[test]
+fn a_per_caller_sessions_token_provider_is_told_whose_token_it_is() {
+    let _clean = clean();
+    let fake = Fake::recorded("per-user", &[]);
+    let asked: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = asked.clone();
+    let pool = mcp_pool::Pool::builder()
+        .server_with(
+            http(&fake.url, Generation::Handshake).token_provider(move |req: &TokenRequest<'_>| {
+                seen.lock().push(req.caller.map(str::to_owned));
+                Ok(format!("token-of-{}", req.caller.unwrap_or("nobody")))
+            }),
+            mcp_pool::PoolSettings::new().sharing(mcp_pool::Sharing::PerCaller),
+        )
+        .build()
+        .unwrap();
+    for key in ["alice", "bob"] {
+        let r = pool
+            .call_tool_as(key, "fake", "echo", json!({"text": key}))
+            .unwrap();
+        assert_eq!(r.text(), key);
+    }
+    pool.close();
+    let asked = asked.lock().clone();
+    assert!(asked.contains(&Some("alice".into())), "{asked:?}");
+    assert!(asked.contains(&Some("bob".into())), "{asked:?}");
+    assert!(!asked.contains(&None), "{asked:?}");
+    // Each user's session went out with that user's token (the fake logs only lengths).
+    let stderr = fake.stderr();
+    for token in ["Bearer token-of-alice", "Bearer token-of-bob"] {
+        let line = format!("authorization header length {}", token.len());
+        assert!(stderr.contains(&line), "{line}: {stderr}");
+    }
+}

@@ -454,3 +454,57 @@ fn per_caller_with_a_warm_minimum_is_rejected() {
         .unwrap();
     pool.close();
 }
+
+/// Roots that say whose they are: the caller key the request came with.
+struct RootsByCaller;
+
+impl mcp_pool::ClientHandler for RootsByCaller {
+    fn supports(&self) -> mcp_pool::HandlerSupport {
+        mcp_pool::HandlerSupport {
+            roots: true,
+            ..Default::default()
+        }
+    }
+
+    fn roots(
+        &self,
+        request: &mcp_pool::ServerRequest<'_>,
+    ) -> Result<Value, mcp_pool::HandlerError> {
+        let who = request.caller().unwrap_or("nobody");
+        Ok(json!({"roots": [{"uri": format!("file:///home/{who}"), "name": who}]}))
+    }
+}
+
+#[test]
+fn a_per_caller_sessions_handler_is_told_whose_request_it_is() {
+    // Server requests are answered in the handshake generation (on stdio the per-request
+    // generation has the client answer none).
+    let _clean = Clean::new();
+    let pool = Pool::builder()
+        .server_with(
+            fake(&[])
+                .generation(mcp_pool::Generation::Handshake)
+                .handler(Arc::new(RootsByCaller)),
+            per_caller(),
+        )
+        .server_with(
+            ServerConfig::new("shared", FAKE)
+                .close_grace(Duration::from_millis(500))
+                .generation(mcp_pool::Generation::Handshake)
+                .handler(Arc::new(RootsByCaller)),
+            PoolSettings::new(),
+        )
+        .build()
+        .unwrap();
+    for key in ["alice", "bob"] {
+        let roots = text_as(&pool, key, "ask_roots", json!({}));
+        assert!(
+            roots.contains(&format!("file:///home/{key}")),
+            "{key}: {roots}"
+        );
+    }
+    // A shared server's sessions are nobody's.
+    let r = pool.call_tool("shared", "ask_roots", json!({})).unwrap();
+    assert!(r.text().contains("file:///home/nobody"), "{}", r.text());
+    pool.close();
+}

@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub(crate) http: Option<Box<HttpSettings>>,
     /// An HTTP-only setting was given to a server started as a command.
     pub(crate) http_misuse: Option<&'static str>,
+    /// The caller key a per-caller pool started this session for (set by the pool).
+    pub(crate) caller: Option<Arc<str>>,
 }
 
 impl ServerConfig {
@@ -105,6 +107,7 @@ impl ServerConfig {
             log_level: None,
             http: None,
             http_misuse: None,
+            caller: None,
         }
     }
 
@@ -503,6 +506,7 @@ impl fmt::Debug for ServerConfig {
             .field("name", &self.name)
             .field("command", &self.command)
             .field("http", &self.http)
+            .field("caller", &self.caller)
             .field("args", &self.args)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("cwd", &self.cwd)
@@ -538,9 +542,9 @@ pub enum RetryPolicy {
 /// uses the same few sessions, so the fewest processes run and almost every call finds a
 /// live session. Choose [`PerCaller`](Self::PerCaller) for servers that remember things
 /// between calls or act for one user: a memory store, a browser, a shell, a database
-/// session. (The server's handler, headers and token provider are shared by every key and
-/// not told it: a server that must use each user's own credentials needs an entry per
-/// user.) On a multi-tenant host, pooling such a
+/// session, a server authenticated per user (its handler and token provider are told the
+/// key: [`ServerRequest::caller`](crate::ServerRequest::caller),
+/// [`TokenRequest::caller`](crate::TokenRequest::caller)). On a multi-tenant host, pooling such a
 /// server by its name alone hands one user's state (the browser's pages, the memory's
 /// entries, the shell's directory) to the next user; with `PerCaller` two callers never
 /// share a session, at the cost of a process (or HTTP session) per live caller.

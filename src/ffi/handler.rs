@@ -1,7 +1,7 @@
 //! The callback table (`mcp_handler`), the reply a request callback fills (`mcp_reply`), and
 //! the Rust [`ClientHandler`] and [`TokenProvider`] over them.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 use std::sync::Arc;
 
@@ -169,6 +169,8 @@ pub struct mcp_reply {
     answer: Option<Answer>,
     /// The request being answered, alive during the callback (NULL for a token).
     request: *const ServerRequest<'static>,
+    /// The caller key of the session asking (per-caller servers).
+    caller: Option<CString>,
 }
 
 enum Answer {
@@ -178,12 +180,13 @@ enum Answer {
 }
 
 impl mcp_reply {
-    fn new(request: Option<&ServerRequest<'_>>) -> mcp_reply {
+    fn new(request: Option<&ServerRequest<'_>>, caller: Option<&str>) -> mcp_reply {
         mcp_reply {
             answer: None,
             request: request.map_or(ptr::null(), |r| {
                 (r as *const ServerRequest<'_>).cast::<ServerRequest<'static>>()
             }),
+            caller: caller.map(c_text),
         }
     }
 }
@@ -241,7 +244,7 @@ impl CHandler {
         };
         let server = c_text(request.server());
         let params = c_text(&request.params().to_string());
-        let mut reply = mcp_reply::new(Some(request));
+        let mut reply = mcp_reply::new(Some(request), request.caller());
         // SAFETY: the table's contract for a request callback; the strings and the reply
         // outlive the call.
         let code = unsafe {
@@ -417,7 +420,7 @@ impl TokenProvider for CToken {
         let server = c_text(request.server);
         let url = c_text(request.url);
         let challenge = request.challenge.map(|c| c_text(&c.to_string()));
-        let mut reply = mcp_reply::new(None);
+        let mut reply = mcp_reply::new(None, request.caller);
         // SAFETY: the table's contract for `token`; the strings and the reply outlive the
         // call.
         let code = unsafe {
@@ -508,6 +511,22 @@ pub unsafe extern "C" fn mcp_reply_error(
             message: message.to_owned(),
         }));
         Ok(mcp_status::MCP_OK)
+    })
+}
+
+/// The caller key of the session asking, on a pool server with `"sharing": "per-caller"`:
+/// whose roots, model, consent or token this is. NULL on a shared server, and for NULL.
+/// The string belongs to the reply: valid until the callback returns.
+///
+/// # Safety
+/// `reply` is NULL or the reply of a callback still running.
+#[no_mangle]
+pub unsafe extern "C" fn mcp_reply_caller(reply: *const mcp_reply) -> *const c_char {
+    quietly(ptr::null(), || {
+        // SAFETY: the caller's contract: a live reply.
+        unsafe { reply.as_ref() }
+            .and_then(|r| r.caller.as_ref())
+            .map_or(ptr::null(), |c| c.as_ptr())
     })
 }
 

@@ -360,10 +360,12 @@ impl Slot {
         let slot = self.clone();
         let key: Option<Arc<str>> = key.map(Arc::from);
         let tag = key.clone();
-        let launched =
-            Starting::launch_then(self.config.clone(), (self.connector)(), move |j, r| {
-                slot.started(j, tag, r)
-            });
+        // The session knows whose it is: its handler and token provider are told.
+        let mut config = self.config.clone();
+        config.caller = key.clone();
+        let launched = Starting::launch_then(config, (self.connector)(), move |j, r| {
+            slot.started(j, tag, r)
+        });
         match launched {
             Ok(joiner) => {
                 st.starting.push(Launch { joiner, key });

@@ -34,7 +34,7 @@ use super::worker::{self, Connect, Report};
 ///
 /// let session = Session::start(ServerConfig::new("everything", "npx")
 ///     .args(["-y", "@modelcontextprotocol/server-everything"]))?;
-/// for tool in session.list_tools()? {
+/// for tool in session.list_tools()?.iter() {
 ///     println!("{}", tool.name);
 /// }
 /// let result = session.call_tool("echo", serde_json::json!({"message": "hi"}))?;

@@ -543,7 +543,7 @@ fn server_request(
             let outcome = handler::answer_parts(
                 &*shared.handler,
                 shared.support,
-                &shared.name,
+                (&shared.name, shared.caller.as_deref()),
                 &method,
                 &params,
                 &cancelled,

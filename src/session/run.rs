@@ -813,7 +813,7 @@ fn answer_input(
                 let answer = handler::answer_parts(
                     &*shared.handler,
                     shared.support,
-                    &shared.name,
+                    (&shared.name, shared.caller.as_deref()),
                     &method,
                     &params,
                     &over,

@@ -144,6 +144,8 @@ pub(crate) struct Counters {
 /// The state of one session, shared by its worker, its readers and its handles.
 pub(crate) struct Shared {
     pub name: String,
+    /// The caller key of a per-caller pool's session, told to the handler.
+    pub caller: Option<Arc<str>>,
     /// Unique among all sessions of this process.
     pub serial: u64,
     pub request_timeout: Duration,
@@ -214,6 +216,7 @@ impl Shared {
     ) -> std::io::Result<Shared> {
         Ok(Shared {
             name: config.name.clone(),
+            caller: config.caller.clone(),
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             request_timeout: config.request_timeout,
             max_request_timeout: config.max_request_timeout,

@@ -108,8 +108,13 @@ pub(crate) fn launch(
             .map_err(|e| Error::spawn(format!("the session of `{name}` (eventfd)"), e))?,
     );
     if let Some(http) = &config.http {
-        let link =
-            super::http::Link::new(&name, http, config.max_message_size, &config.client_name)?;
+        let link = super::http::Link::new(
+            &name,
+            http,
+            config.max_message_size,
+            &config.client_name,
+            config.caller.clone(),
+        )?;
         let _ = shared.http.set(Arc::new(link));
         // Callers read their own replies: nobody takes the stdio read token.
         shared.table.lock().force();

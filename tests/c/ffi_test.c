@@ -1253,6 +1253,44 @@ static void test_from_file(const char *fake_json) {
     printf("ok: a configuration file read by the library\n");
 }
 
+/* A per-caller server's callbacks are told whose request it is. */
+static int caller_roots_cb(void *userdata, const char *server, const char *params_json,
+                           mcp_reply *reply) {
+    (void)server;
+    (void)params_json;
+    const char *who = mcp_reply_caller(reply);
+    snprintf((char *)userdata, 64, "%s", who ? who : "(none)");
+    return mcp_reply_json(reply, "{\"roots\": []}");
+}
+
+static void test_caller_key(const char *fake_json) {
+    char config[1024];
+    snprintf(config, sizeof config,
+             "{\"pool\": {\"closeGraceSecs\": 0.5}, \"mcpServers\": {\"mine\": {\"command\": %s,"
+             " \"pool\": {\"sharing\": \"per-caller\", \"generation\": \"handshake\"}}}}",
+             fake_json);
+    mcp_pool_builder *b = mcp_pool_builder_new(config);
+    CHECK(b != NULL, "builder: %s", mcp_last_error());
+    if (b == NULL) return;
+    char who[64] = "";
+    mcp_handler h = {0};
+    h.userdata = who;
+    h.roots = caller_roots_cb;
+    CHECK_CODE(mcp_pool_builder_set_handler(b, "mine", &h), MCP_OK);
+    mcp_pool *p = NULL;
+    CHECK_CODE(mcp_pool_builder_build(b, &p), MCP_OK);
+    mcp_call_options *opts = mcp_call_options_new();
+    CHECK_CODE(mcp_call_options_set_caller(opts, "carol"), MCP_OK);
+    char *out = &sentinel;
+    CHECK_CODE(mcp_pool_call_tool(p, "mine", "ask_roots", NULL, opts, &out), MCP_OK);
+    free_out(out);
+    CHECK(strcmp(who, "carol") == 0, "the callback saw caller %s", who);
+    CHECK(mcp_reply_caller(NULL) == NULL, "caller of NULL");
+    mcp_call_options_free(opts);
+    mcp_pool_free(p);
+    printf("ok: a per-caller server's callbacks know the caller\n");
+}
+
 static void test_warnings(void) {
     mcp_pool *p = mcp_pool_new("{\"mcpServers\": {\"x\": {\"command\": \"true\", \"minIdle\": 1}}}");
     CHECK(p != NULL, "mcp_pool_new with an unknown key: %s", mcp_last_error());
@@ -1370,6 +1408,7 @@ int main(int argc, char **argv) {
         test_warnings();
         char *fake_json = json_string(argv[1]);
         test_from_file(fake_json);
+        test_caller_key(fake_json);
         free(fake_json);
         test_close_at_exit(config);
     }

@@ -117,6 +117,10 @@ impl fmt::Display for Challenge {
 pub struct TokenRequest<'a> {
     /// The server's name.
     pub server: &'a str,
+    /// The caller key of the session asking, on a pool server with
+    /// [`Sharing::PerCaller`](crate::Sharing::PerCaller): whose token this is. `None` on a
+    /// shared server or a session started directly.
+    pub caller: Option<&'a str>,
     /// The server's URL (the MCP endpoint), as configured.
     pub url: &'a str,
     /// The challenge of the refusal this request follows: `None` for the first token, the

@@ -118,6 +118,8 @@ impl Reply {
 /// The HTTP side of a session.
 pub(crate) struct Link {
     pub name: String,
+    /// The caller key of a per-caller pool's session, told to the token provider.
+    caller: Option<Arc<str>>,
     pub url: String,
     /// The URL as shown in errors.
     pub shown: String,
@@ -149,6 +151,7 @@ impl Link {
         settings: &HttpSettings,
         max_message: usize,
         client: &str,
+        caller: Option<Arc<str>>,
     ) -> Result<Link, Error> {
         let roots =
             match &settings.roots_pem {
@@ -159,6 +162,7 @@ impl Link {
             };
         Ok(Link {
             name: name.to_owned(),
+            caller,
             url: settings.url.clone(),
             shown: redact(&settings.url),
             origin: Origin::of(&settings.url),
@@ -490,6 +494,7 @@ impl Link {
         }
         let request = TokenRequest {
             server: &self.name,
+            caller: self.caller.as_deref(),
             url: &self.url,
             challenge,
         };
