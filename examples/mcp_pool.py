@@ -38,6 +38,7 @@ thread reading the server's output and must return quickly without calling the s
 The library is looked for in $MCP_POOL_LIB, then target/release and target/debug of this
 repository, then where the dynamic linker looks (``cargo build --release`` builds it).
 """
+import atexit
 import ctypes
 import ctypes.util
 import itertools
@@ -466,9 +467,23 @@ class Pool:
         pool = c_void_p()
         _check(_lib.mcp_pool_builder_build(builder, ctypes.byref(pool)))
         self._pool = pool
-        # Freed when the object goes, or at exit: never while another thread may be in a
-        # call on it (``close`` only closes).
-        self._free = weakref.finalize(self, _lib.mcp_pool_free, pool)
+        # Freed when the object goes (never while another thread is in a call on it, since
+        # that thread holds the object; ``close`` only closes), on a thread of its own: the
+        # garbage collector may run this inside a callback of the same pool. At exit other
+        # threads may still be in calls, so the pool is only closed then.
+        freed = threading.Event()
+
+        def free():
+            freed.set()
+            threading.Thread(target=_lib.mcp_pool_free, args=(pool,), daemon=True).start()
+
+        def close_at_exit():
+            if not freed.is_set():
+                _lib.mcp_pool_close(pool)
+
+        self._free = weakref.finalize(self, free)
+        self._free.atexit = False
+        atexit.register(close_at_exit)
 
     @classmethod
     def from_file(cls, path, **kwargs):

@@ -511,7 +511,7 @@ struct mcp_pool_builder *mcp_pool_builder_from_file(const char *path);
  * (the replaced copy's `release` runs at once).
  *
  * Returns `MCP_OK` (also for a server the configuration skipped or disabled: nothing is
- * kept and `release` is not called); `MCP_ERR_UNKNOWN_SERVER` for a server the
+ * kept, and the copy's `release` runs before this returns); `MCP_ERR_UNKNOWN_SERVER` for a server the
  * configuration does not name;
  * `MCP_ERR_INVALID_ARGUMENT` for NULL `builder` or `handler`, or a name that is not UTF-8.
  * On failure the library keeps nothing (`release` is not called).

@@ -1126,13 +1126,18 @@ fn a_503_with_retry_after_is_waited_out_within_the_deadline() {
 }
 
 #[test]
-fn a_503_without_retry_after_is_not_sent_again() {
-    // A proxy's 503 may come after it forwarded the request: a POST is never repeated.
+fn a_503_without_retry_after_is_not_sent_again_for_a_tool_call() {
+    // A proxy's 503 may come after it forwarded the request: a tool call is never
+    // repeated (other messages are: the start below went through the same proxy).
     let _clean = clean();
-    let fake = Fake::recorded("busy-bare", &["--http-503", "5", "--http-503-bare"]);
-    let err = Session::start(http(&fake.url, Generation::Handshake)).unwrap_err();
+    let fake = Fake::recorded("busy-bare", &["--http-503", "1", "--http-503-bare"]);
+    let s = start(&fake.url, Generation::Handshake);
+    let err = echo(&s, "once").unwrap_err();
     assert!(matches!(err, Error::Http { status: 503, .. }), "{err:?}");
-    assert_eq!(fake.of_method("POST").len(), 1, "{:?}", fake.records());
+    assert_eq!(fake.posts("tools/call").len(), 1, "{:?}", fake.records());
+    // The next one goes through.
+    assert_eq!(echo(&s, "twice").unwrap(), "twice");
+    s.close();
 }
 
 #[test]

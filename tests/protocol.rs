@@ -1779,3 +1779,50 @@ fn closing_the_session_tells_a_handler_still_answering() {
         began.elapsed()
     );
 }
+
+#[test]
+fn closing_the_session_ends_an_input_round_and_tells_its_handler() {
+    // The per-request generation's input rounds run the handler on the caller's behalf:
+    // the session ending ends the round at once, and the handler is told.
+    let _clean = Clean::new();
+    let client = Client::with(FORM, Mode::Block);
+    let s = start(
+        per_request(&[]).handler(client.clone()),
+        Generation::PerRequest,
+    );
+    let caller = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let began = Instant::now();
+            let r = s.call_tool_with(
+                "mrtr_elicit",
+                json!({}),
+                CallOptions::new().timeout(Duration::from_secs(30)),
+            );
+            (r, began.elapsed())
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(4), || {
+            (!client.seen.lock().elicitations.is_empty()).then_some(())
+        })
+        .is_some(),
+        "the handler was never asked"
+    );
+    s.close();
+    let (result, took) = caller.join().unwrap();
+    assert!(result.is_err(), "{result:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        wait_for(Duration::from_secs(4), || {
+            (client.seen.lock().returned == 1).then_some(())
+        })
+        .is_some(),
+        "the handler never returned"
+    );
+    assert_eq!(
+        client.seen.lock().saw_cancel,
+        1,
+        "is_cancelled() stayed false"
+    );
+}

@@ -182,7 +182,7 @@ pub unsafe extern "C" fn mcp_pool_builder_from_file(path: *const c_char) -> *mut
 /// (the replaced copy's `release` runs at once).
 ///
 /// Returns `MCP_OK` (also for a server the configuration skipped or disabled: nothing is
-/// kept and `release` is not called); `MCP_ERR_UNKNOWN_SERVER` for a server the
+/// kept, and the copy's `release` runs before this returns); `MCP_ERR_UNKNOWN_SERVER` for a server the
 /// configuration does not name;
 /// `MCP_ERR_INVALID_ARGUMENT` for NULL `builder` or `handler`, or a name that is not UTF-8.
 /// On failure the library keeps nothing (`release` is not called).
@@ -210,7 +210,10 @@ pub unsafe extern "C" fn mcp_pool_builder_set_handler(
                 .any(|s| s.name == server)
             {
                 // Skipped (a broken entry) or disabled: its calls fail with the reason; one
-                // broken entry must not fail the whole pool through its handler.
+                // broken entry must not fail the whole pool through its handler. The copy
+                // is released at once (its drop), as a replaced one is.
+                // SAFETY: the caller's contract for `handler` (checked not NULL above).
+                drop(unsafe { CHandler::copy(handler) }?);
                 return Ok(mcp_status::MCP_OK);
             }
             if !builder.builder.servers_mut().any(|c| c.name() == server) {

@@ -105,7 +105,7 @@ fn run_then<T>(
     if !pooled {
         Counters::add(&slot.counters.direct_calls);
         let waiting = wait_bound();
-        let session = slot.start_direct(waiting.as_ref().unwrap_or(&deadline));
+        let session = slot.start_direct(waiting.as_ref().unwrap_or(&deadline), caller.as_deref());
         if waiting.is_some() {
             deadline = call_deadline();
         }
@@ -283,7 +283,7 @@ pub(crate) fn batch(
             Counters::add(&counters.direct_calls);
         }
         // One session of its own for the whole batch.
-        return Ok(match slot.start_direct(&deadline) {
+        return Ok(match slot.start_direct(&deadline, caller.as_deref()) {
             Ok(session) => {
                 let results =
                     session.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, sent| {
@@ -341,10 +341,9 @@ pub(crate) fn batch(
             Cow::Owned(todo.iter().map(|&i| calls[i].clone()).collect())
         };
         slot.share_index(&lease.session);
-        for c in batch.iter() {
-            lease.session.learn_tool_for(&c.tool, &deadline);
-        }
-        let known = lease.session.tool_index();
+        // The session's batch learns the tools first; what it knew is read once a call
+        // failed, for the retry decision.
+        let session = &lease.session;
         let mut again = Vec::new();
         let within = deadline;
         let outcomes =
@@ -357,7 +356,7 @@ pub(crate) fn batch(
                         call.is_ok_and(|c| {
                             may_retry(
                                 slot,
-                                known.as_deref(),
+                                session.tool_index().as_deref(),
                                 &c,
                                 e,
                                 &within,

@@ -813,7 +813,7 @@ impl Slot {
         for _ in 0..self.settings.min_sessions {
             let deadline =
                 Deadline::new(self.config.start_timeout, self.config.start_timeout, false);
-            let session = self.start_direct(&deadline)?;
+            let session = self.start_direct(&deadline, None)?;
             let now = Instant::now();
             let serial = session.serial();
             self.state.lock().sessions.push(Entry {
@@ -835,7 +835,13 @@ impl Slot {
     /// Starts a session on the calling thread, under the pool-wide child cap, within the
     /// call's deadline (and the server's start timeout). A failed start's child is shut
     /// down in the background and counts against the cap until it is reaped.
-    pub(crate) fn start_direct(&self, deadline: &Deadline) -> Result<Session, Error> {
+    /// A session of its own for one direct call (or batch), told the caller key if the call
+    /// had one.
+    pub(crate) fn start_direct(
+        &self,
+        deadline: &Deadline,
+        caller: Option<&str>,
+    ) -> Result<Session, Error> {
         if self.core.is_closed() {
             return Err(Error::PoolClosed);
         }
@@ -845,7 +851,9 @@ impl Slot {
                 waited: Duration::ZERO,
             });
         }
-        let starting = match Starting::launch(self.config.clone(), (self.connector)()) {
+        let mut config = self.config.clone();
+        config.caller = caller.map(Arc::from);
+        let starting = match Starting::launch(config, (self.connector)()) {
             Ok(s) => s,
             Err(e) => {
                 self.core.release_child();

@@ -5,7 +5,7 @@
 //! against its schema. Every step shares the call's deadline and cancel handle.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -433,7 +433,14 @@ impl Session {
                             return Err(e);
                         }
                     } else {
-                        let responses = answer_input(self.shared(), &requests, ctx)?;
+                        let responses = match answer_input(self.shared(), &requests, ctx) {
+                            Ok(responses) => responses,
+                            Err(e) => {
+                                // Refused, past the deadline, cancelled: the task goes too.
+                                self.cancel_task(&task, ctx);
+                                return Err(e);
+                            }
+                        };
                         answered.extend(responses.keys().cloned());
                         let params = json!({"taskId": task.task_id, "inputResponses": responses});
                         self.task_step("tasks/update", &params, &task, ctx)?;
@@ -622,8 +629,6 @@ impl Session {
         }
     }
 
-    /// [`learn_tool`](Self::learn_tool) on a deadline of its own (a batch learns before it
-    /// sends its calls).
     /// [`settle`](Self::settle) for a batched call's answer, under the batch's deadline and
     /// cancel handle.
     pub(crate) fn settle_within<T>(
@@ -642,6 +647,8 @@ impl Session {
         self.settle(call, &call.method, call.params.as_ref(), value, &mut ctx)
     }
 
+    /// [`learn_tool`](Self::learn_tool) on a deadline of its own (a batch learns before it
+    /// sends its calls).
     pub(crate) fn learn_tool_for(&self, tool: &str, deadline: &Deadline) {
         let mut within = *deadline;
         let mut ctx = Ctx {
@@ -774,6 +781,9 @@ fn pause_for(pause: Duration, ctx: &Ctx<'_, '_, '_>) -> Result<(), Error> {
 /// Answers the server's input requests through the handler, each on a thread of its own
 /// (a handler may block on a user), all within the call's deadline and cancel handle. The
 /// first one the handler cannot or will not answer fails the call.
+/// How often an input round looks whether its session has ended.
+const ROUND_CHECK: Duration = Duration::from_millis(100);
+
 fn answer_input(
     shared: &Arc<Shared>,
     requests: &Map<String, Value>,
@@ -788,16 +798,23 @@ fn answer_input(
         )));
     }
     let (tx, rx) = unbounded();
-    // Raised when the call stops waiting for the answers (error, deadline, cancel): the
-    // handlers still running see it through `ServerRequest::is_cancelled`.
-    let stop = Arc::new(AtomicBool::new(false));
-    struct Raise(Arc<AtomicBool>);
-    impl Drop for Raise {
+    // Raised when the call stops waiting for the answers (error, deadline, cancel) or the
+    // session ends (it is one of the session's asks): the handlers still running see it
+    // through `ServerRequest::is_cancelled`.
+    static ROUNDS: AtomicU64 = AtomicU64::new(0);
+    let ask = json!(format!(
+        "mcp-pool-input-round-{}",
+        ROUNDS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let stop = shared.asks.begin(&ask);
+    struct Raise<'s>(&'s Shared, Value, Arc<AtomicBool>);
+    impl Drop for Raise<'_> {
         fn drop(&mut self) {
-            self.0.store(true, Ordering::Release);
+            self.2.store(true, Ordering::Release);
+            self.0.asks.end(&self.1);
         }
     }
-    let _raise = Raise(stop.clone());
+    let _raise = Raise(shared, ask, stop.clone());
     for (key, request) in requests {
         let method = request
             .get("method")
@@ -838,7 +855,7 @@ fn answer_input(
         None => (crossbeam_channel::never(), None),
     };
     let mut responses = Map::new();
-    for _ in 0..requests.len() {
+    while responses.len() < requests.len() {
         crossbeam_channel::select! {
             recv(rx) -> answer => match answer {
                 Ok((key, _, Ok(result))) => {
@@ -851,6 +868,12 @@ fn answer_input(
             },
             recv(cancel_rx.0) -> _ => return Err(Error::Cancelled),
             recv(crossbeam_channel::at(ctx.deadline.at())) -> _ => return Err(ctx.deadline.expired(Phase::Request)),
+            // The session may end while a handler waits on a user: looked at now and then.
+            recv(crossbeam_channel::after(ROUND_CHECK)) -> _ => {
+                if !shared.lifecycle.is_ready() {
+                    return Err(shared.closed_error());
+                }
+            }
         }
     }
     Ok(responses)

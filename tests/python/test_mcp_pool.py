@@ -254,6 +254,28 @@ class PoolTests(unittest.TestCase):
                 self.pool.call_tool("fake", "progress_burst", {"steps": 2}, on_progress=boom)
         self.assertEqual(self.text(self.pool.call_tool("fake", "echo", {"text": "ok"})), "ok")
 
+    def test_close_while_another_thread_is_in_a_call(self):
+        pool = mcp_pool.Pool(config(one={}))
+        outcome = []
+
+        def call():
+            try:
+                outcome.append(pool.call_tool("one", "sleep", {"ms": 3000}, timeout=20))
+            except mcp_pool.McpError as e:
+                outcome.append(e)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        pool.close()  # the other thread's call ends; the handle stays valid under it
+        worker.join(10)
+        self.assertFalse(worker.is_alive())
+        self.assertIsInstance(outcome[0], mcp_pool.McpError)
+        self.assertLess(time.monotonic() - start, 10)
+        with self.assertRaises(mcp_pool.PoolClosed):
+            pool.call_tool("one", "echo")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

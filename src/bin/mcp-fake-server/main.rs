@@ -85,7 +85,7 @@
 //! | `--http-stall-sse` | `tools/call`: SSE, the priming event, then nothing; never closed by the server (per-request: the client closing it cancels the call) |
 //! | `--http-401 always\|once` | `always`: a request without `Authorization: Bearer good` gets 401, `WWW-Authenticate: Bearer realm="fake", error="invalid_token", resource_metadata="http://HOST:PORT/.well-known/oauth-protected-resource"`; `once`: the first request gets it whatever its token, later ones need some Bearer token |
 //! | `--http-503 N` | the first N POSTs get 503 with `Retry-After: 1` |
-//! | `--http-503-bare` | with `--http-503`: the 503s carry no `Retry-After` (a proxy's) |
+//! | `--http-503-bare` | with `--http-503`: the 503s carry no `Retry-After` (a proxy's) and go only to the first N `tools/call` POSTs |
 //! | `--http-oversize BYTES` | once the tool has answered, `tools/call` gets a JSON body of exactly BYTES bytes: a valid response whose one text block is `x`s (never below the smallest such response) |
 //! | `--http-bad-sse` | requests other than `initialize` and `server/discover` are not served but answered with SSE whose event data is invalid JSON, then a 2 MiB `data:` line without a newline, then the end of the body |
 //! | `--http-redirect URL` | POSTs to `/mcp` get 307 with `Location: URL` (e.g. another instance: another origin) |

@@ -383,9 +383,9 @@ impl Link {
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
                     // A 503 without Retry-After may come from a proxy that forwarded the
-                    // request: a POST is not sent again (it could run a tool twice). A 429,
-                    // or a 503 that says when to come back, was refused unprocessed.
-                    if reply.status == 503 && after.is_none() && matches!(method, Method::Post(_)) {
+                    // request: a tool call is not sent again (it could run twice). A 429, a
+                    // 503 that says when to come back, or any other message is sent again.
+                    if reply.status == 503 && after.is_none() && is_tool_call(&method) {
                         return Err(self.http_error_with_body(reply).into());
                     }
                     let wait = after.unwrap_or(Duration::from_millis(250 << busy));
@@ -562,6 +562,18 @@ impl Link {
             (r, false) => format!("{r}: {text}"),
         };
         self.http_error(status, &message)
+    }
+}
+
+/// Whether a POST carries a `tools/call` request (the library's own serialization puts
+/// `method` right after `jsonrpc` and `id`).
+fn is_tool_call(method: &Method<'_>) -> bool {
+    match method {
+        Method::Post(body) => {
+            let head = &body[..body.len().min(96)];
+            memchr::memmem::find(head, br#""method":"tools/call""#).is_some()
+        }
+        _ => false,
     }
 }
 

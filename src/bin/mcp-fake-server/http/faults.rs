@@ -55,10 +55,17 @@ pub(crate) fn before(app: &App, conn: &mut Conn, req: &Request) -> Option<bool> 
         let body = json!({"error": "invalid_token", "error_description": "a valid Bearer token is required"});
         return Some(conn.json(401, &[("WWW-Authenticate", challenge)], &body));
     }
-    if req.method == "POST" && app.posts.fetch_add(1, Ordering::SeqCst) < h.unavailable {
-        if h.bare_503 {
+    if h.bare_503 {
+        // A proxy's 503 after it forwarded the call: only tool calls get it.
+        let tool_call = serde_json::from_slice::<serde_json::Value>(&req.body)
+            .is_ok_and(|v| v["method"] == "tools/call");
+        if req.method == "POST"
+            && tool_call
+            && app.posts.fetch_add(1, Ordering::SeqCst) < h.unavailable
+        {
             return Some(conn.empty(503, &[]));
         }
+    } else if req.method == "POST" && app.posts.fetch_add(1, Ordering::SeqCst) < h.unavailable {
         return Some(conn.empty(503, &[("Retry-After", "1".into())]));
     }
     if let (Some(url), "POST", "/mcp") = (&h.redirect, req.method.as_str(), req.path.as_str()) {
