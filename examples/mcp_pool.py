@@ -45,6 +45,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import threading
 import traceback
 import types
@@ -468,14 +469,20 @@ class Pool:
         _check(_lib.mcp_pool_builder_build(builder, ctypes.byref(pool)))
         self._pool = pool
         # Freed when the object goes (never while another thread is in a call on it, since
-        # that thread holds the object; ``close`` only closes), on a thread of its own: the
-        # garbage collector may run this inside a callback of the same pool. At exit other
-        # threads may still be in calls, so the pool is only closed then.
+        # that thread holds the object; ``close`` only closes). The garbage collector may
+        # run this inside a callback of the same pool, on a library thread: the pool is
+        # then freed from a thread of its own. At exit other threads may still be in calls,
+        # so the pool is only closed then, and never freed (the process is ending).
         freed = threading.Event()
 
         def free():
             freed.set()
-            threading.Thread(target=_lib.mcp_pool_free, args=(pool,), daemon=True).start()
+            if sys.is_finalizing():
+                return
+            if isinstance(threading.current_thread(), threading._DummyThread):
+                threading.Thread(target=_lib.mcp_pool_free, args=(pool,)).start()
+            else:
+                _lib.mcp_pool_free(pool)
 
         def close_at_exit():
             if not freed.is_set():
