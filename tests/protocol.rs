@@ -1826,3 +1826,27 @@ fn closing_the_session_ends_an_input_round_and_tells_its_handler() {
         "is_cancelled() stayed false"
     );
 }
+
+#[test]
+fn an_input_round_of_more_than_32_requests_is_refused_without_a_thread_each() {
+    // One handler thread per input request: the server does not choose how many.
+    let _clean = Clean::new();
+    let client = Client::new(HandlerSupport {
+        roots: true,
+        ..Default::default()
+    });
+    let s = start(
+        per_request(&[]).handler(client.clone()),
+        Generation::PerRequest,
+    );
+    assert_eq!(text(&s, "mrtr_many", json!({"count": 32})), "32 answered");
+    assert_eq!(client.seen.lock().roots, 32);
+    let err = s.call_tool("mrtr_many", json!({"count": 33})).unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(m) if m.contains("33 inputs")),
+        "{err}"
+    );
+    assert_eq!(client.seen.lock().roots, 32, "the handler was not asked");
+    assert_eq!(text(&s, "echo", json!({"text": "on"})), "on");
+    s.close();
+}

@@ -249,6 +249,7 @@
 //! | `mrtr_sampling` | — | MRTR: `{"sample": sampling}` + state; text = the first text block of the sampled message |
 //! | `mrtr_roots` | — | MRTR: `{"roots": roots/list}` + state; text = JSON of the `inputResponses.roots` result (`{"roots":[...]}`) |
 //! | `mrtr_multi` | — | MRTR: `name` (form), `sample` and `roots` in one round + state; text = JSON `{"elicitation": "hello NAME", "sampling": TEXT, "roots": [...]}` |
+//! | `mrtr_many` | `count` | MRTR: `count` `roots/list` input requests (`roots_0`..) in one round + state; text `COUNT answered` |
 //! | `mrtr_rounds` | `rounds` | MRTR: `rounds` input_required rounds, round K asking `{"round_K": FORM}` (field `answer`) with a new `requestState`; the retry of round K needs `inputResponses.round_K`; then text `rounds N` (0: at once). With `_meta.progressToken`, the retry of round K first sends `notifications/progress {progressToken, progress: K, total: N, message: "round K answered"}` on its own token |
 //! | `mrtr_state_only` | `rounds?` (1) | MRTR load shedding: input_required with only a `requestState` (no `inputRequests`), a new one per round; the retry needs only the state; after `rounds` retries text `state only N`; progress as `mrtr_rounds` |
 //! | `mrtr_forever` | — | MRTR: input_required forever (round K asks `again_K`, form field `answer`), for the client's round cap |

@@ -503,6 +503,26 @@ pub(super) fn tool_mrtr_multi(shared: &Shared, call: &Call) -> Outcome {
     })
 }
 
+pub(super) fn tool_mrtr_many(shared: &Shared, call: &Call) -> Outcome {
+    let count = arg_u64(call, "count", None)?;
+    let requests: Map<String, Value> = (0..count)
+        .map(|i| (format!("roots_{i}"), roots()))
+        .collect();
+    one_round_tool(
+        shared,
+        call,
+        true,
+        &[Need::Roots],
+        Value::Object(requests),
+        |r| {
+            for i in 0..count {
+                roots_list(response(r, &format!("roots_{i}"))?, "roots")?;
+            }
+            Ok(format!("{count} answered"))
+        },
+    )
+}
+
 pub(super) fn tool_mrtr_url(shared: &Shared, call: &Call) -> Outcome {
     let requests = json!({"consent": url_elicitation()});
     one_round_tool(shared, call, true, &[Need::Url], requests, |r| {

@@ -21,8 +21,8 @@ use super::faults::{
 };
 use super::listen::{announce, tool_end_listens, tool_listen_streams, tool_notify_changed, Topic};
 use super::mrtr::{
-    tool_mrtr_elicit, tool_mrtr_forever, tool_mrtr_multi, tool_mrtr_roots, tool_mrtr_rounds,
-    tool_mrtr_sampling, tool_mrtr_state_only, tool_mrtr_url,
+    tool_mrtr_elicit, tool_mrtr_forever, tool_mrtr_many, tool_mrtr_multi, tool_mrtr_roots,
+    tool_mrtr_rounds, tool_mrtr_sampling, tool_mrtr_state_only, tool_mrtr_url,
 };
 use super::state::{lock, Shared, Slot};
 use super::tasks::{task_support, tool_task_job, tool_task_only};
@@ -238,6 +238,9 @@ static TOOLS: &[ToolDef] = &[
     tool!("mrtr_roots" => tool_mrtr_roots, ReadOnly, "MRTR: one roots/list, then its JSON.", []),
     tool!("mrtr_multi" => tool_mrtr_multi, ReadOnly,
         "MRTR: elicitation, sampling and roots in one round.", []),
+    tool!("mrtr_many" => tool_mrtr_many, ReadOnly,
+        "MRTR: `count` roots/list requests in one round, then `COUNT answered`.",
+        [req("count", "integer")]),
     tool!("mrtr_rounds" => tool_mrtr_rounds, ReadOnly, "MRTR: `rounds` input_required rounds.",
         [req("rounds", "integer")]),
     tool!("mrtr_state_only" => tool_mrtr_state_only, ReadOnly,
