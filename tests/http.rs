@@ -2002,3 +2002,30 @@ fn a_per_caller_sessions_token_provider_is_told_whose_token_it_is() {
         assert!(stderr.contains(&line), "{line}: {stderr}");
     }
 }
+
+#[test]
+fn batched_calls_over_http_get_the_result_rules_of_single_ones() {
+    let _clean = clean();
+    let fake = Fake::start(&[]);
+    for generation in BOTH {
+        let s = start(&fake.url, generation);
+        let calls = [
+            ToolCall::new("result_type", json!({"value": "bogus"})),
+            ToolCall::new("bad_structured", json!({})),
+            ToolCall::new("echo", json!({"text": "plain"})),
+        ];
+        let results = s.batch(&calls, mcp_pool::BatchOptions::new()).unwrap();
+        assert!(
+            matches!(&results[0], Err(Error::Protocol(m)) if m.contains("bogus")),
+            "{generation:?}: {:?}",
+            results[0]
+        );
+        assert!(
+            matches!(&results[1], Err(Error::InvalidOutput { .. })),
+            "{generation:?}: {:?}",
+            results[1]
+        );
+        assert_eq!(results[2].as_ref().unwrap().text(), "plain");
+        s.close();
+    }
+}
