@@ -42,6 +42,23 @@ impl Deadline {
         }
     }
 
+    /// A deadline `timeout` from now that progress reports do not move (a batch, a start,
+    /// a request of the library's own).
+    pub(crate) fn fixed(timeout: Duration) -> Deadline {
+        Deadline::new(timeout, timeout, false)
+    }
+
+    /// A call's deadline: its own `timeout`, else the server's `default`; progress pushes it
+    /// back, up to `max` after the start, unless the call keeps its deadline.
+    pub(crate) fn for_call(
+        timeout: Option<Duration>,
+        default: Duration,
+        max: Duration,
+        keep: bool,
+    ) -> Deadline {
+        Deadline::new(timeout.unwrap_or(default), max, !keep)
+    }
+
     /// When it passes.
     pub(crate) fn at(&self) -> Instant {
         self.at

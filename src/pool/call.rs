@@ -90,15 +90,16 @@ fn run_then<T>(
     };
     let config = &slot.config;
     let call_deadline = || {
-        Deadline::new(
-            timeout.unwrap_or(config.request_timeout),
+        Deadline::for_call(
+            timeout,
+            config.request_timeout,
             config.max_request_timeout,
-            !keep_deadline,
+            keep_deadline,
         )
     };
     // With a start bound, the wait for a session has its own deadline and the call's
     // starts once it has one.
-    let wait_bound = || start_timeout.map(|t| Deadline::new(t, t, false));
+    let wait_bound = || start_timeout.map(Deadline::fixed);
     let began = Instant::now();
     let mut deadline = call_deadline();
     Counters::add(&slot.counters.calls);
@@ -259,8 +260,7 @@ pub(crate) fn batch(
         slot.key(caller.as_deref())?
     };
     let total = calls.len();
-    let timeout = options.timeout.unwrap_or(slot.config.request_timeout);
-    let mut deadline = Deadline::new(timeout, timeout, false);
+    let mut deadline = Deadline::fixed(options.timeout.unwrap_or(slot.config.request_timeout));
     let cancel = options.cancel.take();
     let mut tell = |i: usize, r: &Result<CallToolResult, Error>| {
         if let Some(f) = options.on_result.as_mut() {
@@ -409,7 +409,7 @@ pub(crate) fn batch(
 /// then fail with `SessionClosed`).
 pub(crate) fn session(slot: &Arc<Slot>, caller: Option<&str>) -> Result<Session, Error> {
     let key = slot.key(caller)?;
-    let deadline = Deadline::new(slot.config.start_timeout, slot.config.start_timeout, false);
+    let deadline = Deadline::fixed(slot.config.start_timeout);
     let lease = slot.acquire(&deadline, None, None, key)?;
     Ok(lease.session.clone())
 }

@@ -811,8 +811,7 @@ impl Slot {
     /// start that fails.
     pub(crate) fn warm_now(self: &Arc<Self>) -> Result<(), Error> {
         for _ in 0..self.settings.min_sessions {
-            let deadline =
-                Deadline::new(self.config.start_timeout, self.config.start_timeout, false);
+            let deadline = Deadline::fixed(self.config.start_timeout);
             let session = self.start_direct(&deadline, None)?;
             let now = Instant::now();
             let serial = session.serial();

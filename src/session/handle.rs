@@ -481,8 +481,8 @@ impl Session {
     /// handshake generation; in the per-request one (which removed that method) the level
     /// goes with every later request of this session (`io.modelcontextprotocol/logLevel`).
     pub fn set_logging_level(&self, level: LogLevel) -> Result<(), Error> {
-        let (default, max) = self.timeouts();
-        self.apply_log_level(level, &mut Deadline::new(default, max, false))
+        let (default, _) = self.timeouts();
+        self.apply_log_level(level, &mut Deadline::fixed(default))
     }
 
     /// Checks the server answers: `ping` in the handshake generation, `server/discover` in
@@ -558,8 +558,8 @@ impl Session {
         if !self.is_alive() {
             return Err(self.shared().closed_error());
         }
-        let timeout = options.timeout.unwrap_or(self.shared().request_timeout);
-        let mut deadline = Deadline::new(timeout, timeout, false);
+        let mut deadline =
+            Deadline::fixed(options.timeout.unwrap_or(self.shared().request_timeout));
         let cancel = options.cancel.take();
         Ok(
             self.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, _| {
@@ -581,8 +581,11 @@ impl Session {
     ) -> Vec<Result<CallToolResult, Error>> {
         let shared = self.shared();
         // What single calls learn first (output schemas, annotations), once per tool.
+        let mut learned = std::collections::HashSet::new();
         for c in calls {
-            self.learn_tool_for(&c.tool, deadline);
+            if learned.insert(c.tool.as_str()) {
+                self.learn_tool_for(&c.tool, deadline);
+            }
         }
         if shared.http.get().is_some() && calls.len() > 1 {
             return self.batch_over_http(calls, deadline, cancel, on_result);
@@ -743,7 +746,7 @@ impl Session {
             ..
         } = options;
         let (default, max) = self.timeouts();
-        let mut deadline = Deadline::new(timeout.unwrap_or(default), max, !keep_deadline);
+        let mut deadline = Deadline::for_call(timeout, default, max, keep_deadline);
         self.run_within(
             call,
             &mut deadline,

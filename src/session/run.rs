@@ -508,7 +508,7 @@ impl Session {
 
     /// Tells the server to cancel a task the call gave up on (best effort, briefly).
     fn cancel_task(&self, task: &Task, ctx: &Ctx<'_, '_, '_>) {
-        let mut brief = Deadline::new(Duration::from_secs(1), Duration::from_secs(1), false);
+        let mut brief = Deadline::fixed(Duration::from_secs(1));
         let shared = self.shared();
         let params = json!({ "taskId": task.task_id });
         let sent = call::send(
