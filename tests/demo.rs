@@ -4,31 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The demo binary, built as `cargo test` builds examples.
-fn demo() -> PathBuf {
-    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/demo-…
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--example", "demo", "--manifest-path"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap());
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "building the demo");
-    profile_dir.join("examples/demo")
-}
 
 #[test]
 fn the_demo_runs_every_mode_and_prints_true_statistics() {
     let clean = common::Clean::new();
-    let out = Command::new(demo())
+    let out = Command::new(common::build_example("demo"))
         .args(["--calls", "40", "--threads", "4"])
         .output()
         .unwrap();

@@ -20,27 +20,7 @@ const FAKE: &str = env!("CARGO_BIN_EXE_mcp-fake-server");
 /// The example binary, built once per test run.
 fn example() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/example_mcp-…
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "--example", "mcp", "--manifest-path"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo to build the example");
-        assert!(status.success(), "building the `mcp` example failed");
-        let path = profile_dir
-            .join("examples")
-            .join(format!("mcp{}", std::env::consts::EXE_SUFFIX));
-        assert!(path.exists(), "no example binary at {}", path.display());
-        path
-    })
+    PATH.get_or_init(|| common::build_example("mcp"))
 }
 
 /// A fresh directory under the system temp dir, removed on drop.

@@ -320,3 +320,29 @@ pub fn bytes_written_by(pid: u32) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .expect("wchar in /proc/PID/io")
 }
+
+/// Builds the example `name` as this test run's profile builds (into the same target
+/// directory) and returns its path.
+pub fn build_example(name: &str) -> PathBuf {
+    use std::path::Path;
+    use std::process::Command;
+    let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/TEST-…
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--example", name, "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap());
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo to build the example");
+    assert!(status.success(), "building the `{name}` example failed");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "no example binary at {}", path.display());
+    path
+}
