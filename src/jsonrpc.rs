@@ -154,24 +154,40 @@ struct OutResponse<'a> {
 
 fn line_of<T: Serialize>(msg: &T) -> Vec<u8> {
     let mut line = Vec::with_capacity(128);
-    // Serializing these structs of strings, numbers and `Value`s cannot fail.
-    serde_json::to_writer(&mut line, msg).expect("serializing a JSON-RPC envelope");
-    line.push(b'\n');
+    write_line(&mut line, msg);
     line
 }
 
+/// Appends `msg` as one line, newline included.
+fn write_line<T: Serialize>(out: &mut Vec<u8>, msg: &T) {
+    // Serializing these structs of strings, numbers and `Value`s cannot fail.
+    serde_json::to_writer(&mut *out, msg).expect("serializing a JSON-RPC envelope");
+    out.push(b'\n');
+}
+
 /// Request params with `_meta` entries added, serialized without copying the params
-/// (which may be large): the params' own entries, then `_meta` merged from the params'
-/// `_meta`, the caller's extra entries and the library's (later ones win).
+/// (which may be large): a tool call's name and arguments, the params' own entries, then
+/// `_meta` merged from the params' `_meta`, the caller's extra entries and the library's
+/// (later ones win).
 pub(crate) struct WithMeta<'a> {
+    /// A tool call's `name` and `arguments` (`null` arguments are sent as `{}`), from
+    /// where they are.
+    pub tool: Option<(&'a str, &'a Value)>,
     pub params: Option<&'a Map<String, Value>>,
-    pub meta: Map<String, Value>,
+    pub meta: &'a Map<String, Value>,
 }
 
 impl Serialize for WithMeta<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(None)?;
+        if let Some((name, arguments)) = self.tool {
+            map.serialize_entry("name", name)?;
+            match arguments {
+                Value::Null => map.serialize_entry("arguments", &Map::new())?,
+                arguments => map.serialize_entry("arguments", arguments)?,
+            }
+        }
         for (k, v) in self.params.into_iter().flatten() {
             if k != "_meta" {
                 map.serialize_entry(k, v)?;
@@ -200,6 +216,24 @@ pub(crate) fn request_line_with_meta(id: u64, method: &str, params: &WithMeta<'_
         method,
         params,
     })
+}
+
+/// [`request_line_with_meta`], appended to `out`.
+pub(crate) fn write_request_with_meta(
+    out: &mut Vec<u8>,
+    id: u64,
+    method: &str,
+    params: &WithMeta<'_>,
+) {
+    write_line(
+        out,
+        &OutRequestWithMeta {
+            jsonrpc: "2.0",
+            id,
+            method,
+            params,
+        },
+    );
 }
 
 /// A request line, newline included.
@@ -294,8 +328,9 @@ mod tests {
         let mut meta = params["_meta"].as_object().unwrap().clone();
         meta.insert("progressToken".into(), json!(7));
         let with = WithMeta {
+            tool: None,
             params: params.as_object(),
-            meta,
+            meta: &meta,
         };
         let line = request_line_with_meta(7, "tools/call", &with);
         let v: Value = serde_json::from_slice(&line).unwrap();
@@ -304,8 +339,9 @@ mod tests {
             json!({"name": "t", "arguments": {"a": 1}, "_meta": {"mine": 1, "progressToken": 7}})
         );
         let bare = WithMeta {
+            tool: None,
             params: None,
-            meta: Map::new(),
+            meta: &Map::new(),
         };
         let v: Value = serde_json::from_slice(&request_line_with_meta(1, "ping", &bare)).unwrap();
         assert_eq!(v["params"], json!({}));

@@ -561,6 +561,170 @@ fn a_batch_pipelines_and_keeps_order() {
     s.close();
 }
 
+#[test]
+fn a_batch_takes_answers_in_any_order_and_tells_them_in_order() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[])).unwrap();
+    // The sleeps run on threads of the server: the echos behind them are answered first.
+    let mut calls: Vec<mcp_pool::ToolCall> = (0..20)
+        .map(|i| mcp_pool::ToolCall::new("echo", json!({ "text": format!("n{i}") })))
+        .collect();
+    calls[0] = mcp_pool::ToolCall::new("sleep", json!({"ms": 300}));
+    calls[5] = mcp_pool::ToolCall::new("sleep", json!({"ms": 100}));
+    let mut told = Vec::new();
+    let began = Instant::now();
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().on_result(|i, r| {
+                told.push((i, r.as_ref().unwrap().text(), began.elapsed()));
+            }),
+        )
+        .unwrap();
+    for (i, r) in results.iter().enumerate() {
+        let want = match i {
+            0 => "slept 300".to_string(),
+            5 => "slept 100".to_string(),
+            _ => format!("n{i}"),
+        };
+        assert_eq!(r.as_ref().unwrap().text(), want);
+    }
+    // Told in the calls' order, each with its own result, none before the first is known.
+    assert_eq!(
+        told.iter().map(|t| t.0).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    assert_eq!(told[19].1, "n19");
+    assert!(told[1].2 >= Duration::from_millis(300), "{:?}", told[1].2);
+    // The sleeps overlapped: the batch did not wait for one answer to send the next.
+    assert!(
+        began.elapsed() < Duration::from_millis(390),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(text(&s, "echo", json!({"text": "after"})), "after");
+    s.close();
+}
+
+#[test]
+fn batches_and_single_callers_share_a_session() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[])).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let singles: Vec<_> = (0..4)
+        .map(|t| {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let tool = if n % 7 == 0 { "sleep" } else { "echo" };
+                    let args = json!({"text": format!("t{t}-{n}"), "ms": 5});
+                    let r = s
+                        .call_tool_with(
+                            tool,
+                            args,
+                            CallOptions::new().timeout(Duration::from_secs(20)),
+                        )
+                        .unwrap();
+                    if tool == "echo" {
+                        assert_eq!(r.text(), format!("t{t}-{n}"));
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for round in 0..30 {
+        let calls: Vec<mcp_pool::ToolCall> = (0..40)
+            .map(|i| match i % 9 {
+                0 => mcp_pool::ToolCall::new("sleep", json!({"ms": 3})),
+                _ => mcp_pool::ToolCall::new("echo", json!({ "text": format!("b{round}-{i}") })),
+            })
+            .collect();
+        let results = s
+            .batch(
+                &calls,
+                mcp_pool::BatchOptions::new().timeout(Duration::from_secs(20)),
+            )
+            .unwrap();
+        for (i, r) in results.iter().enumerate() {
+            let want = match i % 9 {
+                0 => "slept 3".to_string(),
+                _ => format!("b{round}-{i}"),
+            };
+            assert_eq!(r.as_ref().unwrap().text(), want, "round {round}, call {i}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in singles {
+        assert!(t.join().unwrap() > 0);
+    }
+    s.close();
+}
+
+#[test]
+fn a_batch_past_its_deadline_or_cancelled_keeps_what_came_and_ends_the_rest() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[])).unwrap();
+    let calls = [
+        mcp_pool::ToolCall::new("echo", json!({"text": "first"})),
+        mcp_pool::ToolCall::new("sleep", json!({"ms": 10_000})),
+        mcp_pool::ToolCall::new("echo", json!({"text": "third"})),
+        mcp_pool::ToolCall::new("sleep", json!({"ms": 10_000})),
+    ];
+    let check = |results: &[Result<mcp_pool::CallToolResult, Error>], late: fn(&Error) -> bool| {
+        assert_eq!(results[0].as_ref().unwrap().text(), "first");
+        assert_eq!(results[2].as_ref().unwrap().text(), "third");
+        for r in [&results[1], &results[3]] {
+            assert!(r.as_ref().is_err_and(late), "{r:?}");
+        }
+    };
+    let began = Instant::now();
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    check(&results, |e| {
+        matches!(
+            e,
+            Error::Timeout {
+                phase: Phase::Request,
+                ..
+            }
+        )
+    });
+    let cancel = CancelHandle::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.cancel();
+        })
+    };
+    let began = Instant::now();
+    let results = s
+        .batch(&calls, mcp_pool::BatchOptions::new().cancel_with(&cancel))
+        .unwrap();
+    canceller.join().unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    check(&results, |e| matches!(e, Error::Cancelled));
+    // The server was told; the session goes on.
+    assert_eq!(text(&s, "echo", json!({"text": "after"})), "after");
+    s.close();
+}
+
 struct Panicky;
 
 impl ClientHandler for Panicky {

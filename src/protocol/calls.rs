@@ -41,6 +41,12 @@ fn parse_as<T: DeserializeOwned>(value: Value, method: &str) -> Result<T, Error>
         .map_err(|e| Error::Protocol(format!("`{method}` result has the wrong shape: {e}")))
 }
 
+/// A `tools/call` result, its parts taken out of the JSON rather than copied.
+pub(crate) fn tool_result(value: Value, method: &str) -> Result<CallToolResult, Error> {
+    CallToolResult::try_from(value)
+        .map_err(|e| Error::Protocol(format!("`{method}` result has the wrong shape: {e}")))
+}
+
 fn nothing(_: Value, _: &str) -> Result<(), Error> {
     Ok(())
 }
@@ -76,15 +82,28 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
 
 /// `{"name": NAME, "arguments": ARGS}`, the arguments an object (`null` meaning none).
 fn name_and_arguments(name: &str, arguments: Value, what: &str) -> Result<Value, Error> {
+    check_name_and_arguments(name, &arguments, what)?;
+    Ok(match arguments {
+        Value::Null => json!({ "name": name, "arguments": {} }),
+        arguments => json!({ "name": name, "arguments": arguments }),
+    })
+}
+
+/// A tool's or prompt's name must not be empty, its arguments an object (`null` meaning
+/// none). `what` names it in the error ("tool", "prompt").
+pub(crate) fn check_name_and_arguments(
+    name: &str,
+    arguments: &Value,
+    what: &str,
+) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::InvalidArgument(format!("{what} name is empty")));
     }
     match arguments {
-        Value::Null => Ok(json!({ "name": name, "arguments": {} })),
-        Value::Object(_) => Ok(json!({ "name": name, "arguments": arguments })),
+        Value::Null | Value::Object(_) => Ok(()),
         other => Err(Error::InvalidArgument(format!(
             "arguments of {what} `{name}` must be a JSON object, not {}",
-            kind_of(&other)
+            kind_of(other)
         ))),
     }
 }
@@ -185,7 +204,7 @@ impl Call<CallToolResult> {
     /// `tools/call`.
     pub(crate) fn call_tool(name: &str, arguments: Value) -> Result<Call<CallToolResult>, Error> {
         let params = name_and_arguments(name, arguments, "tool")?;
-        let mut call = Call::of("tools/call", Some(params), parse_as);
+        let mut call = Call::of("tools/call", Some(params), tool_result);
         call.tool = Some(name.to_owned());
         Ok(call)
     }

@@ -8,23 +8,58 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::protocol::kind_of;
 
 /// The result of `tools/call`.
+///
+/// Read from its JSON by taking the parts out of it (see [`TryFrom<Value>`] below): a
+/// derived `Deserialize` would copy every content item once more.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "Value")]
 pub struct CallToolResult {
     /// The unstructured content items (required by the protocol: a result without them is
     /// a protocol error, not an empty success).
     pub content: Vec<Content>,
     /// The structured result, when the tool has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub structured_content: Option<Value>,
     /// `true` when the tool itself failed (a tool error, not a protocol error).
-    #[serde(default)]
     pub is_error: bool,
     /// The result's `_meta`, if any.
-    #[serde(default, rename = "_meta", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
     pub meta: Option<Value>,
+}
+
+impl TryFrom<Value> for CallToolResult {
+    type Error = String;
+
+    /// `content` is required, `isError` a boolean when present; `null` reads as absent;
+    /// other fields are ignored.
+    fn try_from(value: Value) -> Result<CallToolResult, String> {
+        let Value::Object(mut map) = value else {
+            return Err(format!("the result is {}, not an object", kind_of(&value)));
+        };
+        let content = match map.remove("content") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(Content::try_from)
+                .collect::<Result<_, _>>()?,
+            None | Some(Value::Null) => return Err("missing field `content`".into()),
+            Some(other) => return Err(format!("`content` is {}, not an array", kind_of(&other))),
+        };
+        let is_error = match map.remove("isError") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(other) => return Err(format!("`isError` is {}, not a boolean", kind_of(&other))),
+        };
+        let present = |v: Option<Value>| v.filter(|v| !v.is_null());
+        Ok(CallToolResult {
+            content,
+            structured_content: present(map.remove("structuredContent")),
+            is_error,
+            meta: present(map.remove("_meta")),
+        })
+    }
 }
 
 impl CallToolResult {
@@ -707,5 +742,35 @@ mod tests {
         assert!(e.to_string().contains("content"), "{e}");
         let e = serde_json::from_value::<Content>(json!({"type": "text"})).unwrap_err();
         assert!(e.to_string().contains("no `text`"), "{e}");
+    }
+
+    #[test]
+    fn a_call_result_reads_nulls_as_absent_and_refuses_wrong_types() {
+        let r: CallToolResult = serde_json::from_str(
+            r#"{"content":[],"structuredContent":null,"isError":null,"_meta":null,"other":1}"#,
+        )
+        .unwrap();
+        assert_eq!(r, CallToolResult::default());
+        for (bad, says) in [
+            (
+                json!({"content": {}}),
+                "`content` is an object, not an array",
+            ),
+            (json!({"content": null}), "missing field `content`"),
+            (
+                json!({"content": [], "isError": "yes"}),
+                "`isError` is a string",
+            ),
+            (json!({"content": [1]}), "not an object"),
+            (json!([]), "the result is an array"),
+        ] {
+            let e = crate::protocol::tool_result(bad, "tools/call").unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("`tools/call` result has the wrong shape"),
+                "{e}"
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Generation;
 
-pub(crate) use calls::{kind_of, Call, ResultType};
+pub(crate) use calls::{check_name_and_arguments, kind_of, tool_result, Call, ResultType};
 pub use content::{
     CallToolResult, Content, GetPromptResult, Prompt, PromptArgument, PromptMessage,
     ReadResourceResult, Resource, ResourceContents, ResourceTemplate, ToolCall,

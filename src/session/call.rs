@@ -40,14 +40,41 @@ pub(crate) struct Sent {
     _in_flight: InFlight,
 }
 
-/// Counts a call in flight for its duration, and when the session was last used.
-struct InFlight(Arc<Shared>);
+/// Counts calls in flight for their duration (one, or a batch's), and when the session
+/// was last used.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+    calls: usize,
+}
+
+impl InFlight {
+    /// Counts `calls` more calls in flight (and as calls of the session when `counted`).
+    pub(crate) fn new(shared: &Arc<Shared>, calls: usize, counted: bool) -> InFlight {
+        shared
+            .counters
+            .in_flight
+            .fetch_add(calls, Ordering::Relaxed);
+        if counted {
+            shared
+                .counters
+                .calls
+                .fetch_add(calls as u64, Ordering::Relaxed);
+        }
+        InFlight {
+            shared: shared.clone(),
+            calls,
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        *self.0.last_used.lock() = Instant::now();
-        self.0.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.call_ended();
+        *self.shared.last_used.lock() = Instant::now();
+        self.shared
+            .counters
+            .in_flight
+            .fetch_sub(self.calls, Ordering::SeqCst);
+        self.shared.call_ended();
     }
 }
 
@@ -63,16 +90,7 @@ pub(crate) fn send(
     progress: bool,
     counted: bool,
 ) -> Result<Sent, Error> {
-    if shared.reading_here() {
-        return Err(Error::InvalidArgument(format!(
-            "a handler hook of session `{}` called the same session: hooks run while the \
-             session's output is read; hand the work to another thread",
-            shared.name
-        )));
-    }
-    if !shared.lifecycle.is_ready() {
-        return Err(shared.closed_error());
-    }
+    may_send(shared)?;
     let params = match params {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(map),
@@ -84,41 +102,20 @@ pub(crate) fn send(
         }
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let envelope = shared.envelope.get();
-    let mut fields = match params.and_then(|p| p.get("_meta")) {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(own)) => own.clone(),
-        Some(_) => {
-            return Err(Error::InvalidArgument(format!(
-                "`_meta` in params of `{method}` must be an object"
-            )))
-        }
-    };
-    for (k, v) in meta.into_iter().flatten() {
-        fields.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    if progress {
-        fields.insert("progressToken".into(), json!(id));
-    }
-    for (k, v) in envelope.into_iter().flatten() {
-        fields.insert(k.clone(), v.clone());
-    }
+    let fields = meta_of(shared, method, params, meta, progress.then_some(id))?;
     let line = if params.is_none() && fields.is_empty() {
         jsonrpc::request_line(id, method, None)
     } else {
         let with = jsonrpc::WithMeta {
+            tool: None,
             params,
-            meta: fields,
+            meta: &fields,
         };
         jsonrpc::request_line_with_meta(id, method, &with)
     };
     let (sender, events) = unbounded();
     let ticket = shared.table.lock().register(id, sender.clone())?;
-    shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    if counted {
-        shared.counters.calls.fetch_add(1, Ordering::Relaxed);
-    }
-    let in_flight = InFlight(shared.clone());
+    let in_flight = InFlight::new(shared, 1, counted);
     let http = match shared.http.get() {
         Some(_) => {
             let headers = if shared.generation() == Some(crate::config::Generation::PerRequest) {
@@ -142,6 +139,52 @@ pub(crate) fn send(
         http,
         _in_flight: in_flight,
     })
+}
+
+/// Whether a request may be sent now: the session is ready, and this thread is not
+/// running one of its handler hooks (which run while its output is read).
+pub(crate) fn may_send(shared: &Shared) -> Result<(), Error> {
+    if shared.reading_here() {
+        return Err(Error::InvalidArgument(format!(
+            "a handler hook of session `{}` called the same session: hooks run while the \
+             session's output is read; hand the work to another thread",
+            shared.name
+        )));
+    }
+    if !shared.lifecycle.is_ready() {
+        return Err(shared.closed_error());
+    }
+    Ok(())
+}
+
+/// The `_meta` of a request: the params' own `_meta`, then the caller's entries, the
+/// progress token, the session's envelope (later ones win).
+pub(crate) fn meta_of(
+    shared: &Shared,
+    method: &str,
+    params: Option<&Map<String, Value>>,
+    meta: Option<&Map<String, Value>>,
+    progress_token: Option<u64>,
+) -> Result<Map<String, Value>, Error> {
+    let mut fields = match params.and_then(|p| p.get("_meta")) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(own)) => own.clone(),
+        Some(_) => {
+            return Err(Error::InvalidArgument(format!(
+                "`_meta` in params of `{method}` must be an object"
+            )))
+        }
+    };
+    for (k, v) in meta.into_iter().flatten() {
+        fields.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if let Some(id) = progress_token {
+        fields.insert("progressToken".into(), json!(id));
+    }
+    for (k, v) in shared.envelope.get().into_iter().flatten() {
+        fields.insert(k.clone(), v.clone());
+    }
+    Ok(fields)
 }
 
 /// Why a wait stopped without an outcome.
@@ -215,7 +258,7 @@ pub(crate) fn wait(
             Ok(Event::Done(outcome)) => return outcome,
             Ok(Event::Progress(p)) => report(&sent, deadline, &p),
             // Taken up by `begin_wait` at the top of the loop.
-            Ok(Event::Lead | Event::Notice(_)) => {}
+            Ok(Event::Lead | Event::Notice(_) | Event::Answer(..)) => {}
             Ok(Event::Cancel) => return give_up(shared, &sent, Stop::Cancelled, deadline),
             Err(RecvTimeoutError::Timeout) => {
                 return give_up(shared, &sent, Stop::Deadline, deadline)
@@ -229,31 +272,57 @@ pub(crate) fn wait(
 /// Reads the server's output until this call's outcome comes, handling every line on the
 /// way (other callers' answers go to their channels).
 fn lead(shared: &Arc<Shared>, sent: &Sent, deadline: &Deadline) -> Led {
-    let mut lines = shared.lock_lines();
     loop {
-        match sent.events.try_recv() {
-            Ok(Event::Done(outcome)) => {
+        match read_until_event(shared, &sent.events, deadline) {
+            Read::Event(Event::Done(outcome)) => {
                 shared.table.lock().hand_off(sent.id);
                 return Led::Done(outcome);
             }
-            Ok(Event::Progress(p)) => return Led::SteppedOut(p),
-            Ok(Event::Cancel) => return Led::Stopped(Stop::Cancelled),
-            Ok(Event::Lead | Event::Notice(_)) | Err(_) => {}
+            Read::Event(Event::Progress(p)) => return Led::SteppedOut(p),
+            Read::Event(Event::Cancel) => return Led::Stopped(Stop::Cancelled),
+            Read::Event(Event::Lead | Event::Notice(_) | Event::Answer(..)) => {}
+            Read::Lost => return Led::Lost,
+            Read::Deadline => return Led::Stopped(Stop::Deadline),
+        }
+    }
+}
+
+/// What reading the server's output as the token holder ended with.
+pub(crate) enum Read {
+    /// An event came on the reader's own channel.
+    Event(Event),
+    /// The session is ending: the worker took the token.
+    Lost,
+    Deadline,
+}
+
+/// Reads the server's output, handling every line (answers go to their callers' channels),
+/// until an event is on `events` (the token holder's own), the deadline, or the session's
+/// end.
+pub(crate) fn read_until_event(
+    shared: &Arc<Shared>,
+    events: &Receiver<Event>,
+    deadline: &Deadline,
+) -> Read {
+    let mut lines = shared.lock_lines();
+    loop {
+        if let Ok(event) = events.try_recv() {
+            return Read::Event(event);
         }
         if shared.lifecycle.is_ending() {
-            return Led::Lost;
+            return Read::Lost;
         }
         // Both are closed only by the worker, and only while it holds `lines`.
         let (Some(fd), Some(wake)) = (lines.fd(), shared.wake.fd()) else {
-            return Led::Lost;
+            return Read::Lost;
         };
         let mut watches = [Watch::new(fd, sys::IN), Watch::new(wake, sys::IN)];
         match sys::poll(&mut watches, Some(deadline.at())) {
             Ok(true) => {}
-            Ok(false) => return Led::Stopped(Stop::Deadline),
+            Ok(false) => return Read::Deadline,
             Err(e) => {
                 shared.end(CloseReason::Broken(format!("poll: {e}")));
-                return Led::Lost;
+                return Read::Lost;
             }
         }
         if watches[1].readable() {

@@ -1,6 +1,6 @@
 //! The handle callers hold: [`Session`], its call methods (each a one-liner over a call kind
-//! of `protocol.rs`), batches, and closing; and [`Starting`], a session whose start is
-//! under way.
+//! of `protocol.rs`, a batch's over `batch.rs`), and closing; and [`Starting`], a session
+//! whose start is under way.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,8 +18,7 @@ use crate::protocol::{
     ResourceTemplate, ServerDetails, Tool, ToolCall,
 };
 
-use super::call::{self, Sent};
-use super::options::{BatchOptions, CallOptions, CancelHandle};
+use super::options::{BatchOptions, CallOptions};
 use super::shared::{Command, Shared};
 use super::worker::{self, Connect, Report};
 
@@ -46,10 +45,6 @@ use super::worker::{self, Connect, Report};
 pub struct Session {
     handle: Arc<Handle>,
 }
-
-/// The most calls of one batch in flight at once over HTTP (each is a POST read by its own
-/// thread).
-const HTTP_BATCH_THREADS: usize = 8;
 
 /// Closes the session when the last clone of a `Session` goes.
 struct Handle {
@@ -568,134 +563,6 @@ impl Session {
                 }
             }),
         )
-    }
-
-    /// The batch on a deadline made by the caller (the pool's). `on_result` gets each
-    /// call's index, result, and when it was sent.
-    pub(crate) fn batch_within(
-        &self,
-        calls: &[ToolCall],
-        deadline: &mut Deadline,
-        cancel: Option<&CancelHandle>,
-        mut on_result: impl FnMut(usize, &Result<CallToolResult, Error>, Instant),
-    ) -> Vec<Result<CallToolResult, Error>> {
-        let shared = self.shared();
-        // What single calls learn first (output schemas, annotations), once per tool.
-        let mut learned = std::collections::HashSet::new();
-        for c in calls {
-            if learned.insert(c.tool.as_str()) {
-                self.learn_tool_for(&c.tool, deadline);
-            }
-        }
-        if shared.http.get().is_some() && calls.len() > 1 {
-            return self.batch_over_http(calls, deadline, cancel, on_result);
-        }
-        type Pending = (Call<CallToolResult>, Sent);
-        let sent: Vec<(Result<Pending, Error>, Instant)> = calls
-            .iter()
-            .map(|c| {
-                let sent = (|| {
-                    if cancel.is_some_and(CancelHandle::is_cancelled) {
-                        return Err(Error::Cancelled);
-                    }
-                    let call = Call::call_tool(&c.tool, c.arguments.clone())?;
-                    let sent = call::send(
-                        shared,
-                        &call.method,
-                        call.params.as_ref(),
-                        None,
-                        false,
-                        true,
-                    )?;
-                    Ok((call, sent))
-                })();
-                (sent, Instant::now())
-            })
-            .collect();
-        let mut results = Vec::with_capacity(sent.len());
-        for (i, (sent, at)) in sent.into_iter().enumerate() {
-            let result = sent.and_then(|(call, sent)| {
-                let value = call::wait(shared, sent, deadline, None, cancel)?;
-                let value = self.settle_within(&call, value, deadline, cancel)?;
-                (call.parse)(value, &call.method)
-            });
-            on_result(i, &result, at);
-            results.push(result);
-        }
-        results
-    }
-
-    /// A batch over HTTP: each request is its own POST whose reply the posting thread
-    /// reads, so up to [`HTTP_BATCH_THREADS`] calls go at once, from scoped threads, each
-    /// on its own kept-alive connection; results are collected here, on the caller's
-    /// thread, as they come.
-    fn batch_over_http(
-        &self,
-        calls: &[ToolCall],
-        deadline: &mut Deadline,
-        cancel: Option<&CancelHandle>,
-        mut on_result: impl FnMut(usize, &Result<CallToolResult, Error>, Instant),
-    ) -> Vec<Result<CallToolResult, Error>> {
-        let shared = self.shared();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let within = *deadline;
-        let mut results: Vec<Option<Result<CallToolResult, Error>>> =
-            (0..calls.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..calls.len().min(HTTP_BATCH_THREADS) {
-                let (tx, next) = (tx.clone(), &next);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("mcp-batch-{}", shared.name))
-                    .spawn_scoped(scope, move || loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(c) = calls.get(i) else {
-                            break;
-                        };
-                        let at = Instant::now();
-                        let mut deadline = within;
-                        let result = (|| {
-                            if cancel.is_some_and(CancelHandle::is_cancelled) {
-                                return Err(Error::Cancelled);
-                            }
-                            let call = Call::call_tool(&c.tool, c.arguments.clone())?;
-                            let sent = call::send(
-                                shared,
-                                &call.method,
-                                call.params.as_ref(),
-                                None,
-                                false,
-                                true,
-                            )?;
-                            let value = call::wait(shared, sent, &mut deadline, None, cancel)?;
-                            let value = self.settle_within(&call, value, &mut deadline, cancel)?;
-                            (call.parse)(value, &call.method)
-                        })();
-                        if tx.send((i, result, at)).is_err() {
-                            break;
-                        }
-                    });
-                if let Err(e) = spawned {
-                    log::warn!("[{}] a batch thread could not start: {e}", shared.name);
-                }
-            }
-            drop(tx);
-            for (i, result, at) in rx.iter() {
-                on_result(i, &result, at);
-                results[i] = Some(result);
-            }
-        });
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::spawn(
-                        "a batch thread",
-                        std::io::Error::other("no thread could run the call"),
-                    ))
-                })
-            })
-            .collect()
     }
 
     /// Closes the session: calls in flight fail at once, then the child is shut down (stdin

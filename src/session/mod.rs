@@ -2,11 +2,12 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | `handle.rs` | [`Session`], the caller-facing handle: every call kind, batches, closing |
+//! | `handle.rs` | [`Session`], the caller-facing handle: every call kind, closing |
 //! | `options.rs` | [`CallOptions`], [`BatchOptions`], [`CancelHandle`] |
 //! | `run.rs` | from a call kind to its final result: refusing what the server cannot take, paging, `resultType`, input rounds, tasks, output checks |
 //! | `listen.rs` | subscriptions of the per-request generation (`subscriptions/listen`) |
 //! | `tasks.rs` | [`TaskHandle`]: a task-augmented tool call the caller follows itself (2025-11-25) |
+//! | `batch.rs` | batches: one hand-over to the worker, answers on one channel, each under the single call's result rules; over HTTP a POST each |
 //! | `call.rs` | one request, top to bottom: register, hand to the worker, wait (reading the answer itself when it holds the read token), give up |
 //! | `pending.rs` | the table of requests in flight and the read token: the one owner of "registered before written" and of "was any byte sent" |
 //! | `inbound.rs` | line framing of the server's output with the size cap, and what each message does |
@@ -19,6 +20,7 @@
 //! | `sys.rs` | the few system calls made directly (`poll`, `eventfd`, `pidfd_open`, ...) |
 //! | `http/` | sessions over HTTP: Streamable HTTP (both generations) and HTTP+SSE |
 
+mod batch;
 mod buffer;
 mod call;
 mod handle;

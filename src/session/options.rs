@@ -314,7 +314,9 @@ impl<'a> BatchOptions<'a> {
         self
     }
 
-    /// Calls `f` with each call's index and result as it finishes.
+    /// Calls `f` with each call's index and result as it finishes: in the calls' order over
+    /// stdio (a result is told once those before it are known), in the order they finish
+    /// over HTTP.
     pub fn on_result(mut self, f: impl FnMut(usize, &Result<CallToolResult, Error>) + 'a) -> Self {
         self.on_result = Some(Box::new(f));
         self

@@ -76,6 +76,32 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues many request lines at once: `ends` has each one's id and where its line ends
+    /// in `lines`, in order. Taken whole, like one line, or refused whole.
+    pub(crate) fn push_many(&mut self, lines: Vec<u8>, ends: &[(u64, usize)]) -> Result<(), Full> {
+        if self.pending() > self.limit {
+            return Err(Full);
+        }
+        let base = self.buf.len();
+        if self.buf.is_empty() {
+            self.buf = lines;
+            self.written = 0;
+        } else {
+            self.buf.extend_from_slice(&lines);
+        }
+        let mut start = base;
+        for &(id, end) in ends {
+            self.segments.push_back(Segment {
+                start,
+                end: base + end,
+                id,
+                sent: false,
+            });
+            start = base + end;
+        }
+        Ok(())
+    }
+
     fn record(&mut self, start: usize, id: Option<u64>) {
         if let Some(id) = id {
             self.segments.push_back(Segment {

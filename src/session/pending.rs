@@ -29,6 +29,9 @@ pub(crate) enum Event {
     Progress(Progress),
     /// Its request's outcome. Always the last event of a request.
     Done(Result<Value, Error>),
+    /// The outcome of the request with this id, on a channel that several requests share
+    /// (a batch's).
+    Answer(u64, Result<Value, Error>),
     /// It now holds the read token.
     Lead,
     /// Its cancel handle fired.
@@ -55,12 +58,27 @@ struct Waiter {
     sent: bool,
     /// A thread is blocked waiting for this request's events (and so can take the token).
     waiting: bool,
+    /// Its channel is shared with other requests: its outcome comes as `Answer`.
+    shared_channel: bool,
     queued: Arc<AtomicUsize>,
+}
+
+impl Waiter {
+    fn done(&self, id: u64, outcome: Result<Value, Error>) {
+        let _ = self.events.send(if self.shared_channel {
+            Event::Answer(id, outcome)
+        } else {
+            Event::Done(outcome)
+        });
+    }
 }
 
 /// The pending requests of a session and the read token.
 pub(crate) struct Table {
     waiters: HashMap<u64, Waiter>,
+    /// The requests a thread is blocked waiting for, in the order they began (few: one
+    /// per waiting thread), so handing the token on does not scan every request.
+    waiting: Vec<u64>,
     reader: Reader,
     /// Set when the session ended: every waiter was failed and no request is taken any more.
     ended: Option<(CloseReason, String)>,
@@ -77,6 +95,7 @@ impl Table {
     pub(crate) fn new() -> Table {
         Table {
             waiters: HashMap::new(),
+            waiting: Vec::new(),
             reader: Reader::Worker,
             ended: None,
             forced: false,
@@ -96,6 +115,35 @@ impl Table {
         Ok(Ticket { queued })
     }
 
+    /// Registers requests that share one channel (a batch's), before they are written; the
+    /// outcome of each comes as [`Event::Answer`]. Fails once the session has ended.
+    pub(crate) fn register_shared(
+        &mut self,
+        ids: impl Iterator<Item = u64>,
+        events: &Sender<Event>,
+    ) -> Result<(), Error> {
+        if let Some((reason, tail)) = &self.ended {
+            return Err(Error::SessionClosed {
+                reason: reason.clone(),
+                stderr_tail: tail.clone(),
+            });
+        }
+        let queued = Arc::new(AtomicUsize::new(0));
+        for id in ids {
+            self.waiters.insert(
+                id,
+                Waiter {
+                    events: events.clone(),
+                    sent: false,
+                    waiting: false,
+                    shared_channel: true,
+                    queued: queued.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Registers a request of the worker's own (the start-up ones), which the worker reads
     /// the answer of itself.
     pub(crate) fn register_quiet(&mut self, id: u64, events: Sender<Event>) {
@@ -109,6 +157,7 @@ impl Table {
                 events,
                 sent: false,
                 waiting: false,
+                shared_channel: false,
                 queued,
             },
         );
@@ -120,7 +169,10 @@ impl Table {
         let Some(w) = self.waiters.get_mut(&id) else {
             return false;
         };
-        w.waiting = true;
+        if !w.waiting {
+            w.waiting = true;
+            self.waiting.push(id);
+        }
         if self.forced {
             return false;
         }
@@ -139,7 +191,17 @@ impl Table {
         if let Some(w) = self.waiters.get_mut(&id) {
             w.waiting = false;
         }
+        self.waiting.retain(|&w| w != id);
         self.hand_off(id);
+    }
+
+    /// Takes a request out of the table (answered, abandoned).
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&id)?;
+        if waiter.waiting {
+            self.waiting.retain(|&w| w != id);
+        }
+        Some(waiter)
     }
 
     pub(crate) fn reader(&self) -> Reader {
@@ -166,11 +228,7 @@ impl Table {
         if self.reader != Reader::Caller(from) {
             return;
         }
-        let next = self
-            .waiters
-            .iter()
-            .find(|(&id, w)| id != from && w.waiting)
-            .map(|(&id, _)| id);
+        let next = self.waiting.iter().copied().find(|&id| id != from);
         self.reader = match next {
             Some(id) => {
                 let _ = self.waiters[&id].events.send(Event::Lead);
@@ -191,9 +249,9 @@ impl Table {
 
     /// A request's outcome arrived. Returns `false` when no call waits for it.
     pub(crate) fn complete(&mut self, id: u64, outcome: Result<Value, Error>) -> bool {
-        match self.waiters.remove(&id) {
+        match self.remove(id) {
             Some(w) => {
-                let _ = w.events.send(Event::Done(outcome));
+                w.done(id, outcome);
                 true
             }
             None => false,
@@ -231,7 +289,7 @@ impl Table {
     /// Returns whether any byte of the request had reached the server (`None` when its
     /// outcome had already arrived).
     pub(crate) fn abandon(&mut self, id: u64) -> Option<bool> {
-        let waiter = self.waiters.remove(&id);
+        let waiter = self.remove(id);
         self.hand_off(id);
         waiter.map(|w| w.sent)
     }
@@ -241,7 +299,8 @@ impl Table {
     pub(crate) fn fail_all(&mut self, reason: &CloseReason, tail: &str) {
         self.force();
         self.ended = Some((reason.clone(), tail.to_owned()));
-        for (_, w) in self.waiters.drain() {
+        self.waiting.clear();
+        for (id, w) in self.waiters.drain() {
             let error = if w.sent {
                 Error::OutcomeUnknown {
                     reason: reason.clone(),
@@ -253,7 +312,7 @@ impl Table {
                     stderr_tail: tail.to_owned(),
                 }
             };
-            let _ = w.events.send(Event::Done(Err(error)));
+            w.done(id, Err(error));
         }
     }
 

@@ -689,7 +689,7 @@ impl Session {
     }
 
     /// A successful tool result whose tool declares an output schema must match it.
-    fn check_output(&self, tool: &str, value: &Value) -> Result<(), Error> {
+    pub(super) fn check_output(&self, tool: &str, value: &Value) -> Result<(), Error> {
         if value.get("isError").and_then(Value::as_bool) == Some(true) {
             return Ok(());
         }

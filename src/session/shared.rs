@@ -33,6 +33,12 @@ pub(crate) type Hook = Box<dyn FnOnce() + Send>;
 pub(crate) enum Command {
     /// Write this request line (already registered in the table).
     Write { id: u64, line: Vec<u8> },
+    /// Write these request lines (a batch's, already registered): `ends` has each
+    /// request's id and where its line ends in `lines`, in order.
+    WriteMany {
+        lines: Vec<u8>,
+        ends: Vec<(u64, usize)>,
+    },
     /// Write this notification line.
     Notify(Vec<u8>),
     /// Write this answer to a server request.

@@ -368,8 +368,15 @@ fn a_request_never_written_is_withdrawn_when_its_caller_gives_up() {
     });
     let short = || CallOptions::new().timeout(Duration::from_millis(200));
     let big = "x".repeat(1 << 20);
+    // Long enough for the worker to have written the first 64 KiB of it even on a loaded
+    // machine (a request none of whose bytes were written is withdrawn, and then the small
+    // one would go through).
     let e = s
-        .call_tool_with("big", json!({ "text": big }), short())
+        .call_tool_with(
+            "big",
+            json!({ "text": big }),
+            CallOptions::new().timeout(Duration::from_secs(1)),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     let e = s

@@ -421,6 +421,7 @@ impl Worker {
     fn command(&mut self, command: Command) -> Option<CloseReason> {
         let queued = match command {
             Command::Write { id, line } => self.outbox.push_owned(line, Some(id)),
+            Command::WriteMany { lines, ends } => self.outbox.push_many(lines, &ends),
             Command::Notify(line) | Command::Answer(line) => self.outbox.push_owned(line, None),
             Command::Abandon { id, reason } => {
                 if self.outbox.withdraw(id) {

@@ -297,7 +297,7 @@ fn read_reply(
                 Event::Cancel => {
                     return Exchanged::Done(call::give_up(shared, sent, Stop::Cancelled, deadline))
                 }
-                Event::Lead | Event::Notice(_) => {}
+                Event::Lead | Event::Notice(_) | Event::Answer(..) => {}
             }
         }
         let cut = match reader.next(link, scope, link.max_message) {

@@ -600,6 +600,15 @@ impl HttpWorker {
         match command {
             Command::Notify(line) | Command::Answer(line) => self.post_message(&line),
             Command::Write { id, line } => self.spawn_stream(id, line),
+            // Batches over HTTP post each request from the caller's side; should one come
+            // here, each request is its own stream.
+            Command::WriteMany { lines, ends } => {
+                let mut start = 0;
+                for (id, end) in ends {
+                    self.spawn_stream(id, lines[start..end].to_vec());
+                    start = end;
+                }
+            }
             Command::Abandon { id, reason } => {
                 // Closing a reply stream cancels its request in the per-request
                 // generation; the handshake generation (and HTTP+SSE) is told.
