@@ -1455,6 +1455,30 @@ fn a_task_required_tool_runs_transparently_2025() {
 }
 
 #[test]
+fn a_task_required_tool_in_a_batch_runs_as_a_task_2025() {
+    // Batched, it is not written with the others as a plain call (the server would refuse
+    // it): it runs as a task on its own, the rest pipelined around it.
+    let _clean = Clean::new();
+    let s = start(handshake(&[]), Generation::Handshake);
+    let calls = [
+        mcp_pool::ToolCall::new("echo", json!({"text": "a"})),
+        mcp_pool::ToolCall::new("task_required", json!({"ms": 50})),
+        mcp_pool::ToolCall::new("echo", json!({"text": "b"})),
+    ];
+    let results = s.batch(&calls, mcp_pool::BatchOptions::new()).unwrap();
+    let texts: Vec<String> = results.iter().map(|r| r.as_ref().unwrap().text()).collect();
+    assert_eq!(texts, ["a", "slept 50", "b"]);
+    let related = results[1]
+        .as_ref()
+        .unwrap()
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("io.modelcontextprotocol/related-task"));
+    assert!(related.is_some(), "{:?}", results[1]);
+    s.close();
+}
+
+#[test]
 fn task_handles_2025() {
     let _clean = Clean::new();
     let client = Client::new(HandlerSupport::default());

@@ -607,6 +607,37 @@ fn a_batch_takes_answers_in_any_order_and_tells_them_in_order() {
 }
 
 #[test]
+fn a_batch_callback_may_call_the_same_session() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[])).unwrap();
+    let calls: Vec<mcp_pool::ToolCall> = (0..30)
+        .map(|i| mcp_pool::ToolCall::new("echo", json!({ "text": format!("n{i}") })))
+        .collect();
+    let mut inner = Vec::new();
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().on_result(|i, _| {
+                if i % 10 == 0 {
+                    // The batch's thread is not reading the output now: this call's answer
+                    // is read (by this very call) instead of waiting for a reader.
+                    let r = s.call_tool_with(
+                        "echo",
+                        json!({"text": format!("inner {i}")}),
+                        CallOptions::new().timeout(Duration::from_secs(3)),
+                    );
+                    inner.push(r.map(|r| r.text()));
+                }
+            }),
+        )
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    let inner: Vec<String> = inner.into_iter().map(Result::unwrap).collect();
+    assert_eq!(inner, ["inner 0", "inner 10", "inner 20"]);
+    s.close();
+}
+
+#[test]
 fn batches_and_single_callers_share_a_session() {
     let _clean = Clean::new();
     let s = Session::start(fake(&[])).unwrap();

@@ -8,14 +8,15 @@
 //! exchanges (input rounds, a task) is followed with the token handed back, so those
 //! exchanges can read their own answers. Over HTTP each request is its own POST.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::deadline::Deadline;
-use crate::error::{Error, Phase};
+use crate::error::Error;
 use crate::jsonrpc;
 use crate::protocol::{
     check_name_and_arguments, tool_result, Call, CallToolResult, ResultType, ToolCall,
@@ -35,8 +36,9 @@ type Outcome = Result<CallToolResult, Error>;
 
 impl Session {
     /// The batch on a deadline made by the caller (the pool's). `on_result` gets each
-    /// call's index, result, and when it was sent, in order: over stdio as soon as the
-    /// results before it are known too, over HTTP as each comes.
+    /// call's index, result, and when it was sent (handed to the worker): over stdio in
+    /// the calls' order, each as soon as the results before it are known too; over HTTP
+    /// in the order they finish.
     pub(crate) fn batch_within(
         &self,
         calls: &[ToolCall],
@@ -45,7 +47,7 @@ impl Session {
         on_result: impl FnMut(usize, &Outcome, Instant),
     ) -> Vec<Outcome> {
         // What single calls learn first (output schemas, annotations), once per tool.
-        let mut learned = std::collections::HashSet::new();
+        let mut learned = HashSet::new();
         for c in calls {
             if learned.insert(c.tool.as_str()) {
                 self.learn_tool_for(&c.tool, deadline);
@@ -54,57 +56,54 @@ impl Session {
         if self.shared().http.get().is_some() {
             self.batch_over_http(calls, deadline, cancel, on_result)
         } else {
-            self.batch_over_stdio(calls, deadline, cancel, on_result)
+            // A tool that must run as a task goes on its own, as a single call (decided
+            // once per tool: it takes the tool index's lock).
+            let as_tasks: HashSet<&str> = learned
+                .into_iter()
+                .filter(|t| self.runs_as_task(t))
+                .collect();
+            self.batch_over_stdio(calls, &as_tasks, deadline, cancel, on_result)
         }
     }
 
     fn batch_over_stdio(
         &self,
         calls: &[ToolCall],
+        as_tasks: &HashSet<&str>,
         deadline: &mut Deadline,
         cancel: Option<&CancelHandle>,
-        mut on_result: impl FnMut(usize, &Outcome, Instant),
+        on_result: impl FnMut(usize, &Outcome, Instant),
     ) -> Vec<Outcome> {
         let shared = self.shared();
-        let mut results: Vec<Option<Outcome>> = (0..calls.len()).map(|_| None).collect();
-        let at = Instant::now();
-        // `on_result` is told in order: each result once those before it are known.
-        let mut told = 0;
-        let mut finish = |k: usize, r: Outcome, results: &mut Vec<Option<Outcome>>| {
-            results[k] = Some(r);
-            while let Some(Some(r)) = results.get(told) {
-                on_result(told, r, at);
-                told += 1;
-            }
-        };
-        let refused = if cancel.is_some_and(CancelHandle::is_cancelled) {
-            Err(Error::Cancelled)
-        } else {
-            call::may_send(shared)
-                .and_then(|()| call::meta_of(shared, "tools/call", None, None, None))
-        };
-        let meta = match refused {
+        let mut tally = Tally::new(calls.len(), on_result);
+        let meta = match self.batch_meta(cancel) {
             Ok(meta) => meta,
             Err(e) => {
                 for k in 0..calls.len() {
-                    finish(k, Err(e.clone()), &mut results);
+                    tally.store(k, Err(e.clone()));
                 }
-                return collect(results);
+                return tally.finish();
             }
         };
         // Ids in one block: a call's index is its id's offset in it.
         let first = shared
             .next_id
             .fetch_add(calls.len() as u64, Ordering::Relaxed);
-        let index_of = |id: u64| id.checked_sub(first).map(|k| k as usize);
+        let index_of = |id: u64| {
+            id.checked_sub(first)
+                .map(|k| k as usize)
+                .filter(|&k| k < calls.len())
+        };
         let (tx, rx) = unbounded();
         // All the requests in one hand-over (handing them over in growing chunks, so the
         // server could start sooner, measured slower: more wake-ups on 2 cores).
         let mut requests = Requests::default();
+        let mut singles = Vec::new();
         for (k, c) in calls.iter().enumerate() {
             match check_name_and_arguments(&c.tool, &c.arguments, "tool") {
+                Ok(()) if as_tasks.contains(c.tool.as_str()) => singles.push(k),
                 Ok(()) => requests.add(first + k as u64, c, &meta),
-                Err(e) => finish(k, Err(e), &mut results),
+                Err(e) => tally.store(k, Err(e)),
             }
         }
         // In flight before it is handed over, so the session never looks idle meanwhile.
@@ -118,25 +117,17 @@ impl Session {
                 ids
             }
             Err((e, refused)) => {
-                for id in refused {
-                    finish(index_of(id).unwrap_or(0), Err(e.clone()), &mut results);
+                for k in refused.into_iter().filter_map(index_of) {
+                    tally.store(k, Err(e.clone()));
                 }
-                return collect(results);
+                Vec::new()
             }
         };
-        if ids.is_empty() {
-            return collect(results);
-        }
-        let _cancel = cancel.map(|c| {
-            let (events, shared) = (tx.clone(), shared.clone());
-            c.on_cancel(move || {
-                let _ = events.send(Event::Cancel);
-                shared.wake.ring();
-            })
-        });
+        let _cancel = cancel.map(|c| call::on_cancel(c, &tx, shared));
 
         // Answers come in any order; the batch waits (and leads) under the first id still
-        // unanswered.
+        // unanswered. Code not this crate's (`on_result`, the handler answering input
+        // requests) runs only while this thread does not hold the read token.
         let mut answered = vec![false; calls.len()];
         let mut left = ids.len();
         let mut cursor = 0;
@@ -144,18 +135,37 @@ impl Session {
         // token is handed back.
         let mut deferred: Vec<(usize, Value)> = Vec::new();
         let mut stopped = None;
-        while left > 0 {
-            while index_of(ids[cursor]).is_some_and(|k| answered[k]) {
-                cursor += 1;
-            }
-            let id = ids[cursor];
-            if !deferred.is_empty() {
-                shared.table.lock().pause_wait(id);
+        let take = |k: usize, outcome, tally: &mut Tally<_>, deferred: &mut Vec<_>| match self
+            .first_answer(&calls[k], outcome)
+        {
+            First::Final(r) => tally.store(k, r),
+            First::Follow(value) => deferred.push((k, value)),
+        };
+        while left > 0 || !singles.is_empty() || !deferred.is_empty() {
+            let id = loop {
+                match ids.get(cursor) {
+                    Some(&id) if index_of(id).is_some_and(|k| answered[k]) => cursor += 1,
+                    other => break other.copied(),
+                }
+            };
+            if !deferred.is_empty() || !singles.is_empty() {
+                if let Some(id) = id {
+                    shared.table.lock().pause_wait(id);
+                }
                 for (k, value) in deferred.drain(..) {
-                    let r = self.settle_batched(&calls[k], value, deadline, cancel);
-                    finish(k, r, &mut results);
+                    tally.store(k, self.settle_batched(&calls[k], value, deadline, cancel));
+                }
+                for k in singles.drain(..) {
+                    tally.store(k, self.single_batched(&calls[k], deadline, cancel));
                 }
             }
+            // Results are told only once the cursor has moved past them, so this thread
+            // does not hold the read token here: if it led, the token went on with the
+            // answer the cursor waited for.
+            tally.tell();
+            let Some(id) = id.filter(|_| left > 0) else {
+                break;
+            };
             let first_event = if shared.table.lock().begin_wait(id) {
                 match call::read_until_event(shared, &rx, deadline) {
                     Read::Event(e) => Some(e),
@@ -177,14 +187,11 @@ impl Session {
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             };
-            for event in first_event
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-            {
+            let more = std::iter::from_fn(|| rx.try_recv().ok());
+            for event in first_event.into_iter().chain(more) {
                 match event {
                     Event::Answer(aid, outcome) => {
-                        let Some(k) = index_of(aid).filter(|&k| k < calls.len() && !answered[k])
-                        else {
+                        let Some(k) = index_of(aid).filter(|&k| !answered[k]) else {
                             continue;
                         };
                         answered[k] = true;
@@ -193,10 +200,7 @@ impl Session {
                             // The token, if this thread led under the answered id, goes on.
                             shared.table.lock().hand_off(id);
                         }
-                        match self.first_answer(&calls[k], outcome) {
-                            Ok(r) => finish(k, r, &mut results),
-                            Err(value) => deferred.push((k, value)),
-                        }
+                        take(k, outcome, &mut tally, &mut deferred);
                     }
                     Event::Cancel => stopped = Some(Stop::Cancelled),
                     Event::Lead | Event::Notice(_) | Event::Progress(_) | Event::Done(_) => {}
@@ -207,66 +211,71 @@ impl Session {
             }
         }
         if let Some(why) = stopped {
-            // Every call still waiting gives up at once; an answer already here wins.
-            let reason = match why {
-                Stop::Deadline => "timed out",
-                Stop::Cancelled => "cancelled by the client",
-            };
+            // Every call still waiting gives up at once (its token with it); an answer
+            // already here wins. Nothing more is sent for an answer still to be followed.
             let mut abandoned = Vec::new();
             {
                 let mut table = shared.table.lock();
                 for &id in &ids {
-                    if index_of(id).is_some_and(|k| !answered[k]) && table.abandon(id).is_some() {
+                    let waiting = index_of(id).is_some_and(|k| !answered[k]);
+                    if waiting && table.abandon(id).is_some() {
                         abandoned.push(id);
                     }
                 }
             }
             for event in rx.try_iter() {
                 if let Event::Answer(aid, outcome) = event {
-                    if let Some(k) = index_of(aid).filter(|&k| k < calls.len() && !answered[k]) {
+                    if let Some(k) = index_of(aid).filter(|&k| !answered[k]) {
                         answered[k] = true;
                         abandoned.retain(|&id| id != aid);
-                        match self.first_answer(&calls[k], outcome) {
-                            Ok(r) => finish(k, r, &mut results),
-                            Err(value) => deferred.push((k, value)),
-                        }
+                        take(k, outcome, &mut tally, &mut deferred);
                     }
                 }
             }
             for id in abandoned {
-                shared.submit(Command::Abandon { id, reason });
+                shared.submit(Command::Abandon {
+                    id,
+                    reason: why.reason(),
+                });
             }
-            for &id in &ids {
-                if let Some(k) = index_of(id).filter(|&k| !answered[k]) {
-                    let e = match why {
-                        Stop::Deadline => deadline.expired(Phase::Request),
-                        Stop::Cancelled => Error::Cancelled,
-                    };
-                    finish(k, Err(e), &mut results);
+            for (k, _) in deferred.drain(..) {
+                tally.store(k, Err(why.error(deadline)));
+            }
+            for k in singles.drain(..) {
+                tally.store(k, Err(why.error(deadline)));
+            }
+            for k in ids.iter().filter_map(|&id| index_of(id)) {
+                if !answered[k] {
+                    tally.store(k, Err(why.error(deadline)));
                 }
             }
         }
-        for (k, value) in deferred {
-            let r = self.settle_batched(&calls[k], value, deadline, cancel);
-            finish(k, r, &mut results);
+        tally.finish()
+    }
+
+    /// The `_meta` every request of a batch carries, or why the session takes none now.
+    fn batch_meta(&self, cancel: Option<&CancelHandle>) -> Result<Map<String, Value>, Error> {
+        if cancel.is_some_and(CancelHandle::is_cancelled) {
+            return Err(Error::Cancelled);
         }
-        collect(results)
+        let shared = self.shared();
+        self.refuse(&Call::call_tool("batch", Value::Null)?, shared.generation())?;
+        call::may_send(shared)?;
+        let level = self.with_log_level(None);
+        call::meta_of(shared, "tools/call", None, level.as_ref(), None)
     }
 
     /// A batched call's first answer. A complete one is final here (the tool's output
     /// check, then the result, as [`settle_within`](Self::settle_within) does for it); one
-    /// that is not comes back, to be followed.
-    fn first_answer(
-        &self,
-        call: &ToolCall,
-        outcome: Result<Value, Error>,
-    ) -> Result<Outcome, Value> {
+    /// that is not is to be followed.
+    fn first_answer(&self, call: &ToolCall, outcome: Result<Value, Error>) -> First {
         match outcome {
-            Ok(value) if ResultType::of(&value) == ResultType::Complete => Ok(self
-                .check_output(&call.tool, &value)
-                .and_then(|()| tool_result(value, "tools/call"))),
-            Ok(value) => Err(value),
-            Err(e) => Ok(Err(e)),
+            Ok(value) if ResultType::of(&value) == ResultType::Complete => First::Final(
+                self.check_output(&call.tool, &value)
+                    .and_then(|()| tool_result(value, "tools/call")),
+            ),
+            Ok(value) => First::Follow(value),
+            Err(e) => First::Final(Err(e)),
         }
     }
 
@@ -282,6 +291,17 @@ impl Session {
         let call = Call::call_tool(&c.tool, c.arguments.clone())?;
         let value = self.settle_within(&call, value, deadline, cancel)?;
         (call.parse)(value, &call.method)
+    }
+
+    /// A call of a batch that must run as a task: on its own, as a single call.
+    fn single_batched(
+        &self,
+        c: &ToolCall,
+        deadline: &mut Deadline,
+        cancel: Option<&CancelHandle>,
+    ) -> Outcome {
+        let call = Call::call_tool(&c.tool, c.arguments.clone())?;
+        self.run_within(&call, deadline, None, cancel, None)
     }
 
     /// A batch over HTTP: each request is its own POST whose reply the posting thread
@@ -415,16 +435,55 @@ impl Requests {
     }
 }
 
-/// Every call has its result by now; one that somehow has none reads as never sent.
-fn collect(results: Vec<Option<Outcome>>) -> Vec<Outcome> {
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
+/// What a batched call's first answer is.
+enum First {
+    /// Its result.
+    Final(Outcome),
+    /// A result that is not complete: to be followed (input rounds, a task).
+    Follow(Value),
+}
+
+/// A batch's results as they come, and the callback told of them in the calls' order:
+/// each once those before it are known.
+struct Tally<F> {
+    results: Vec<Option<Outcome>>,
+    told: usize,
+    at: Instant,
+    on_result: F,
+}
+
+impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
+    fn new(calls: usize, on_result: F) -> Self {
+        Tally {
+            results: (0..calls).map(|_| None).collect(),
+            told: 0,
+            at: Instant::now(),
+            on_result,
+        }
+    }
+
+    fn store(&mut self, k: usize, r: Outcome) {
+        self.results[k] = Some(r);
+    }
+
+    fn tell(&mut self) {
+        while let Some(Some(r)) = self.results.get(self.told) {
+            (self.on_result)(self.told, r, self.at);
+            self.told += 1;
+        }
+    }
+
+    /// Tells the rest and returns every result. A call without one (cannot happen: every
+    /// path stores one) reads as a protocol error rather than a success.
+    fn finish(mut self) -> Vec<Outcome> {
+        for r in &mut self.results {
+            r.get_or_insert_with(|| {
                 Err(Error::Protocol(
                     "a batched call ended without an outcome".into(),
                 ))
-            })
-        })
-        .collect()
+            });
+        }
+        self.tell();
+        self.results.into_iter().flatten().collect()
+    }
 }

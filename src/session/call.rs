@@ -188,9 +188,42 @@ pub(crate) fn meta_of(
 }
 
 /// Why a wait stopped without an outcome.
+#[derive(Clone, Copy)]
 pub(crate) enum Stop {
     Deadline,
     Cancelled,
+}
+
+impl Stop {
+    /// What the server is told (`notifications/cancelled`).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Stop::Deadline => "timed out",
+            Stop::Cancelled => "cancelled by the client",
+        }
+    }
+
+    /// What the caller gets.
+    pub(crate) fn error(self, deadline: &Deadline) -> Error {
+        match self {
+            Stop::Deadline => deadline.expired(Phase::Request),
+            Stop::Cancelled => Error::Cancelled,
+        }
+    }
+}
+
+/// Puts [`Event::Cancel`] on `events` and wakes the session's reader when `cancel` fires,
+/// until the guard goes.
+pub(crate) fn on_cancel(
+    cancel: &CancelHandle,
+    events: &Sender<Event>,
+    shared: &Arc<Shared>,
+) -> CancelGuard {
+    let (events, shared) = (events.clone(), shared.clone());
+    cancel.on_cancel(move || {
+        let _ = events.send(Event::Cancel);
+        shared.wake.ring();
+    })
 }
 
 /// What leading ended with.
@@ -227,13 +260,7 @@ pub(crate) fn wait(
             super::http::Exchanged::Posted => {}
         }
     }
-    let _cancel: Option<CancelGuard> = cancel.map(|c| {
-        let (events, shared) = (sent.sender.clone(), shared.clone());
-        c.on_cancel(move || {
-            let _ = events.send(Event::Cancel);
-            shared.wake.ring();
-        })
-    });
+    let _cancel: Option<CancelGuard> = cancel.map(|c| on_cancel(c, &sent.sender, shared));
     // A progress report runs its callback with the thread not waiting (so the token is
     // never held by a thread that is busy elsewhere), then waits again.
     let mut report = |sent: &Sent, deadline: &mut Deadline, p: &crate::protocol::Progress| {
@@ -309,6 +336,11 @@ pub(crate) fn read_until_event(
         if let Ok(event) = events.try_recv() {
             return Read::Event(event);
         }
+        // Output that keeps coming (a flood of notifications, another caller's answers)
+        // never keeps the reader past its deadline.
+        if deadline.passed() {
+            return Read::Deadline;
+        }
         if shared.lifecycle.is_ending() {
             return Read::Lost;
         }
@@ -362,18 +394,11 @@ pub(crate) fn give_up(
             return outcome;
         }
     }
-    let reason = match why {
-        Stop::Deadline => "timed out",
-        Stop::Cancelled => "cancelled by the client",
-    };
     if abandoned.is_some() {
         shared.submit(Command::Abandon {
             id: sent.id,
-            reason,
+            reason: why.reason(),
         });
     }
-    Err(match why {
-        Stop::Deadline => deadline.expired(Phase::Request),
-        Stop::Cancelled => Error::Cancelled,
-    })
+    Err(why.error(deadline))
 }

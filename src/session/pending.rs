@@ -3,7 +3,8 @@
 //!
 //! A request is registered here before it is handed to the worker, so whoever reads its
 //! answer always finds it. Each waiting caller gets the events of its own request, in the
-//! order they were read, on its own channel: progress reports, then the outcome. Reading is
+//! order they were read, on its own channel (a batch's requests share one, their outcomes
+//! tagged with their ids): progress reports, then the outcome. Reading is
 //! done by whoever holds the read token: a waiting caller (the leader), or the worker when
 //! no caller waits. A leader whose answer has come hands the token to another waiting
 //! caller, so a call costs no thread hop on the way back.

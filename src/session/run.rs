@@ -63,14 +63,7 @@ impl Session {
             ("ping", Some(Generation::PerRequest)) => "server/discover",
             (m, _) => m,
         };
-        let mut meta = meta.cloned();
-        if generation == Some(Generation::PerRequest) {
-            if let Some(level) = *shared.log_level.lock() {
-                meta.get_or_insert_with(Map::new)
-                    .entry(META_LOG_LEVEL)
-                    .or_insert_with(|| json!(level.as_str()));
-            }
-        }
+        let meta = self.with_log_level(meta);
         let mut ctx = Ctx {
             deadline,
             progress,
@@ -128,9 +121,31 @@ impl Session {
         )))
     }
 
+    /// A request's `_meta` with the log level the caller set, in the per-request generation
+    /// (which carries it in every request's envelope; the handshake one sets it once).
+    pub(super) fn with_log_level(
+        &self,
+        meta: Option<&Map<String, Value>>,
+    ) -> Option<Map<String, Value>> {
+        let shared = self.shared();
+        let mut meta = meta.cloned();
+        if shared.generation() == Some(Generation::PerRequest) {
+            if let Some(level) = *shared.log_level.lock() {
+                meta.get_or_insert_with(Map::new)
+                    .entry(META_LOG_LEVEL)
+                    .or_insert_with(|| json!(level.as_str()));
+            }
+        }
+        meta
+    }
+
     /// Refuses, without sending, a typed call the agreed version removed or whose
     /// capability the server did not declare.
-    fn refuse<T>(&self, call: &Call<T>, generation: Option<Generation>) -> Result<(), Error> {
+    pub(super) fn refuse<T>(
+        &self,
+        call: &Call<T>,
+        generation: Option<Generation>,
+    ) -> Result<(), Error> {
         let unsupported = |reason: String| {
             Err(Error::Unsupported {
                 method: call.method.to_string(),
@@ -528,7 +543,7 @@ impl Session {
 
     /// Whether a tool must run as a 2025-11-25 task: it says `taskSupport: required`, the
     /// server takes task-augmented tool calls, and tasks are enabled.
-    fn runs_as_task(&self, tool: &str) -> bool {
+    pub(super) fn runs_as_task(&self, tool: &str) -> bool {
         let shared = self.shared();
         if !shared.tasks_enabled || shared.generation() != Some(Generation::Handshake) {
             return false;
