@@ -271,8 +271,8 @@ pub(crate) fn batch(
     for _ in 0..total {
         Counters::add(&counters.calls);
     }
-    // Each call's latency counts from when it was sent (over stdio: when the batch's
-    // requests were handed to the worker), not from the batch's start.
+    // Each call's latency counts from when it was sent, not from the batch's start (over
+    // stdio: from when the batch began writing its requests out).
     let record = |sent: Instant, r: &Result<CallToolResult, Error>| {
         counters.latency.lock().record(sent.elapsed());
         if let Err(e) = r {

@@ -46,14 +46,22 @@ impl Session {
         cancel: Option<&CancelHandle>,
         on_result: impl FnMut(usize, &Outcome, Instant),
     ) -> Vec<Outcome> {
+        // Over stdio, what refuses a whole batch is known before anything is sent, the
+        // tool listing included (over HTTP each call is refused as a single one).
+        let stdio = self.shared().http.get().is_none();
+        let meta = if stdio {
+            self.batch_meta(cancel)
+        } else {
+            Ok(Map::new())
+        };
         // What single calls learn first (output schemas, annotations), once per tool.
         let mut learned = HashSet::new();
         for c in calls {
-            if learned.insert(c.tool.as_str()) {
+            if learned.insert(c.tool.as_str()) && meta.is_ok() {
                 self.learn_tool_for(&c.tool, deadline);
             }
         }
-        if self.shared().http.get().is_some() {
+        if !stdio {
             self.batch_over_http(calls, deadline, cancel, on_result)
         } else {
             // A tool that must run as a task goes on its own, as a single call (decided
@@ -62,13 +70,14 @@ impl Session {
                 .into_iter()
                 .filter(|t| self.runs_as_task(t))
                 .collect();
-            self.batch_over_stdio(calls, &as_tasks, deadline, cancel, on_result)
+            self.batch_over_stdio(calls, meta, &as_tasks, deadline, cancel, on_result)
         }
     }
 
     fn batch_over_stdio(
         &self,
         calls: &[ToolCall],
+        meta: Result<Map<String, Value>, Error>,
         as_tasks: &HashSet<&str>,
         deadline: &mut Deadline,
         cancel: Option<&CancelHandle>,
@@ -76,7 +85,7 @@ impl Session {
     ) -> Vec<Outcome> {
         let shared = self.shared();
         let mut tally = Tally::new(calls.len(), on_result);
-        let meta = match self.batch_meta(cancel) {
+        let meta = match meta {
             Ok(meta) => meta,
             Err(e) => {
                 for k in 0..calls.len() {
@@ -126,8 +135,9 @@ impl Session {
         let _cancel = cancel.map(|c| call::on_cancel(c, &tx, shared));
 
         // Answers come in any order; the batch waits (and leads) under the first id still
-        // unanswered. Code not this crate's (`on_result`, the handler answering input
-        // requests) runs only while this thread does not hold the read token.
+        // unanswered. `on_result` and the follow-ups (the handler answering input
+        // requests, a task's polling) run only while this thread does not hold the read
+        // token.
         let mut answered = vec![false; calls.len()];
         let mut left = ids.len();
         let mut cursor = 0;
@@ -148,21 +158,40 @@ impl Session {
                     other => break other.copied(),
                 }
             };
+            // Anything new to tell means the cursor moved past it: if this thread led, the
+            // token went on with the answer the cursor waited for (or below, by
+            // `pause_wait`). So `on_result` never runs while this thread holds the token.
+            tally.tell();
             if !deferred.is_empty() || !singles.is_empty() {
                 if let Some(id) = id {
                     shared.table.lock().pause_wait(id);
                 }
+                // Each checks the batch's stop first: nothing is sent, no handler asked,
+                // once the batch is cancelled or past its deadline.
+                let stop = |deadline: &Deadline| {
+                    if cancel.is_some_and(CancelHandle::is_cancelled) {
+                        Some(Stop::Cancelled)
+                    } else {
+                        deadline.passed().then_some(Stop::Deadline)
+                    }
+                };
                 for (k, value) in deferred.drain(..) {
-                    tally.store(k, self.settle_batched(&calls[k], value, deadline, cancel));
+                    let r = match stop(deadline) {
+                        Some(why) => Err(why.error(deadline)),
+                        None => self.settle_batched(&calls[k], value, deadline, cancel),
+                    };
+                    tally.store(k, r);
+                    tally.tell();
                 }
                 for k in singles.drain(..) {
-                    tally.store(k, self.single_batched(&calls[k], deadline, cancel));
+                    let r = match stop(deadline) {
+                        Some(why) => Err(why.error(deadline)),
+                        None => self.single_batched(&calls[k], deadline, cancel),
+                    };
+                    tally.store(k, r);
+                    tally.tell();
                 }
             }
-            // Results are told only once the cursor has moved past them, so this thread
-            // does not hold the read token here: if it led, the token went on with the
-            // answer the cursor waited for.
-            tally.tell();
             let Some(id) = id.filter(|_| left > 0) else {
                 break;
             };
@@ -293,7 +322,9 @@ impl Session {
         (call.parse)(value, &call.method)
     }
 
-    /// A call of a batch that must run as a task: on its own, as a single call.
+    /// A call of a batch run on its own, as a single call is (refusals, log level, a task
+    /// when the tool must run as one, the result rules): over stdio a tool that must run
+    /// as a task, over HTTP every call.
     fn single_batched(
         &self,
         c: &ToolCall,
@@ -317,7 +348,7 @@ impl Session {
     ) -> Vec<Outcome> {
         if let [c] = calls {
             let at = Instant::now();
-            let result = self.one_over_http(c, deadline, cancel);
+            let result = self.single_batched(c, deadline, cancel);
             on_result(0, &result, at);
             return vec![result];
         }
@@ -338,7 +369,7 @@ impl Session {
                         };
                         let at = Instant::now();
                         let mut deadline = within;
-                        let result = self.one_over_http(c, &mut deadline, cancel);
+                        let result = self.single_batched(c, &mut deadline, cancel);
                         if tx.send((i, result, at)).is_err() {
                             break;
                         }
@@ -364,31 +395,6 @@ impl Session {
                 })
             })
             .collect()
-    }
-
-    /// One call of a batch over HTTP, posted and read on this thread.
-    fn one_over_http(
-        &self,
-        c: &ToolCall,
-        deadline: &mut Deadline,
-        cancel: Option<&CancelHandle>,
-    ) -> Outcome {
-        if cancel.is_some_and(CancelHandle::is_cancelled) {
-            return Err(Error::Cancelled);
-        }
-        let shared = self.shared();
-        let call = Call::call_tool(&c.tool, c.arguments.clone())?;
-        let sent = call::send(
-            shared,
-            &call.method,
-            call.params.as_ref(),
-            None,
-            false,
-            true,
-        )?;
-        let value = call::wait(shared, sent, deadline, None, cancel)?;
-        let value = self.settle_within(&call, value, deadline, cancel)?;
-        (call.parse)(value, &call.method)
     }
 }
 

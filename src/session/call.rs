@@ -332,13 +332,15 @@ pub(crate) fn read_until_event(
     deadline: &Deadline,
 ) -> Read {
     let mut lines = shared.lock_lines();
+    // Output came in the last round: with output that keeps coming (a flood of
+    // notifications, other callers' answers) `poll` never times out, so the deadline is
+    // checked here too. Not before the first round, so what already waits is read once.
+    let mut read_some = false;
     loop {
         if let Ok(event) = events.try_recv() {
             return Read::Event(event);
         }
-        // Output that keeps coming (a flood of notifications, another caller's answers)
-        // never keeps the reader past its deadline.
-        if deadline.passed() {
+        if read_some && deadline.passed() {
             return Read::Deadline;
         }
         if shared.lifecycle.is_ending() {
@@ -365,6 +367,7 @@ pub(crate) fn read_until_event(
         }
         match lines.fill() {
             Fill::Data => {
+                read_some = true;
                 while let Some(frame) = lines.next() {
                     inbound::route(shared, frame, &mut |line| {
                         shared.submit(Command::Answer(line))

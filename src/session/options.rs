@@ -317,9 +317,9 @@ impl<'a> BatchOptions<'a> {
     /// Calls `f` with each call's index and result as it finishes: in the calls' order over
     /// stdio (a result is told once those before it are known), in the order they finish
     /// over HTTP. Through a pool, a call sent again on another session (its session died
-    /// before writing it, or the retry policy allows) is told when its retry ends. `f`
-    /// runs while no thread of this batch reads the server's output, so it may call the
-    /// same session.
+    /// before writing it, or the retry policy allows) is told when its retry ends. `f` may
+    /// call the same session: over stdio it never runs while the batch's thread reads the
+    /// server's output.
     pub fn on_result(mut self, f: impl FnMut(usize, &Result<CallToolResult, Error>) + 'a) -> Self {
         self.on_result = Some(Box::new(f));
         self

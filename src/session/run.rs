@@ -657,7 +657,7 @@ impl Session {
             deadline,
             progress: None,
             cancel,
-            meta: None,
+            meta: self.with_log_level(None),
         };
         self.settle(call, &call.method, call.params.as_ref(), value, &mut ctx)
     }
