@@ -82,7 +82,7 @@ fn run(o: &Options, pool: &Pool, server: &str) -> Result<(), String> {
     println!(
         "\npool statistics (`Pool::stats()`, server `{server}`), over all four modes and the \
          first call: the spawned calls count in `calls` and `direct_calls`, latency covers \
-         every call (the batch's from each call's own write):"
+         every call (the batch's from when its requests were written):"
     );
     match stats.server(server) {
         Some(s) => println!("{}", serde_json::to_string_pretty(s).unwrap_or_default()),
