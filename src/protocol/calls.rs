@@ -37,14 +37,16 @@ pub(crate) struct Call<T> {
 }
 
 fn parse_as<T: DeserializeOwned>(value: Value, method: &str) -> Result<T, Error> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Protocol(format!("`{method}` result has the wrong shape: {e}")))
+    serde_json::from_value(value).map_err(|e| wrong_shape(method, e))
 }
 
 /// A `tools/call` result, its parts taken out of the JSON rather than copied.
 pub(crate) fn tool_result(value: Value, method: &str) -> Result<CallToolResult, Error> {
-    CallToolResult::try_from(value)
-        .map_err(|e| Error::Protocol(format!("`{method}` result has the wrong shape: {e}")))
+    CallToolResult::try_from(value).map_err(|e| wrong_shape(method, e))
+}
+
+fn wrong_shape(method: &str, e: impl std::fmt::Display) -> Error {
+    Error::Protocol(format!("`{method}` result has the wrong shape: {e}"))
 }
 
 fn nothing(_: Value, _: &str) -> Result<(), Error> {

@@ -192,7 +192,8 @@ impl Session {
                     tally.tell();
                 }
             }
-            let Some(id) = id.filter(|_| left > 0) else {
+            // None only once every id is answered (`left` is 0).
+            let Some(id) = id else {
                 break;
             };
             let first_event = if shared.table.lock().begin_wait(id) {
@@ -267,10 +268,8 @@ impl Session {
                     reason: why.reason(),
                 });
             }
+            // (The singles ran in the first round, before anything could stop.)
             for (k, _) in deferred.drain(..) {
-                tally.store(k, Err(why.error(deadline)));
-            }
-            for k in singles.drain(..) {
                 tally.store(k, Err(why.error(deadline)));
             }
             for k in ids.iter().filter_map(|&id| index_of(id)) {
@@ -407,7 +406,7 @@ struct Requests {
 }
 
 impl Requests {
-    fn add(&mut self, id: u64, c: &ToolCall, meta: &serde_json::Map<String, Value>) {
+    fn add(&mut self, id: u64, c: &ToolCall, meta: &Map<String, Value>) {
         let with = jsonrpc::WithMeta {
             tool: Some((&c.tool, &c.arguments)),
             params: None,

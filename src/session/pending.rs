@@ -105,14 +105,9 @@ impl Table {
 
     /// Registers a request before it is written. Fails once the session has ended.
     pub(crate) fn register(&mut self, id: u64, events: Sender<Event>) -> Result<Ticket, Error> {
-        if let Some((reason, tail)) = &self.ended {
-            return Err(Error::SessionClosed {
-                reason: reason.clone(),
-                stderr_tail: tail.clone(),
-            });
-        }
+        self.taking()?;
         let queued = Arc::new(AtomicUsize::new(0));
-        self.insert(id, events, queued.clone());
+        self.insert(id, events, queued.clone(), false);
         Ok(Ticket { queued })
     }
 
@@ -123,24 +118,10 @@ impl Table {
         ids: impl Iterator<Item = u64>,
         events: &Sender<Event>,
     ) -> Result<(), Error> {
-        if let Some((reason, tail)) = &self.ended {
-            return Err(Error::SessionClosed {
-                reason: reason.clone(),
-                stderr_tail: tail.clone(),
-            });
-        }
+        self.taking()?;
         let queued = Arc::new(AtomicUsize::new(0));
         for id in ids {
-            self.waiters.insert(
-                id,
-                Waiter {
-                    events: events.clone(),
-                    sent: false,
-                    waiting: false,
-                    shared_channel: true,
-                    queued: queued.clone(),
-                },
-            );
+            self.insert(id, events.clone(), queued.clone(), true);
         }
         Ok(())
     }
@@ -148,17 +129,34 @@ impl Table {
     /// Registers a request of the worker's own (the start-up ones), which the worker reads
     /// the answer of itself.
     pub(crate) fn register_quiet(&mut self, id: u64, events: Sender<Event>) {
-        self.insert(id, events, Arc::new(AtomicUsize::new(0)));
+        self.insert(id, events, Arc::new(AtomicUsize::new(0)), false);
     }
 
-    fn insert(&mut self, id: u64, events: Sender<Event>, queued: Arc<AtomicUsize>) {
+    /// Whether requests are still taken: not once the session has ended.
+    fn taking(&self) -> Result<(), Error> {
+        match &self.ended {
+            Some((reason, tail)) => Err(Error::SessionClosed {
+                reason: reason.clone(),
+                stderr_tail: tail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn insert(
+        &mut self,
+        id: u64,
+        events: Sender<Event>,
+        queued: Arc<AtomicUsize>,
+        shared_channel: bool,
+    ) {
         self.waiters.insert(
             id,
             Waiter {
                 events,
                 sent: false,
                 waiting: false,
-                shared_channel: false,
+                shared_channel,
                 queued,
             },
         );

@@ -18,8 +18,8 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Phase};
 use crate::handler;
 use crate::protocol::{
-    self, kind_of, Call, CallToolResult, LogLevel, ResultType, Task, TaskStatus, TaskSupport, Tool,
-    ToolIndex, META_LOG_LEVEL,
+    self, kind_of, Call, LogLevel, ResultType, Task, TaskStatus, TaskSupport, Tool, ToolIndex,
+    META_LOG_LEVEL,
 };
 
 use super::call;
@@ -712,9 +712,7 @@ impl Session {
             return Ok(());
         };
         if let Err(message) = index.check_output(tool, value.get("structuredContent")) {
-            let result: CallToolResult = serde_json::from_value(value.clone()).map_err(|e| {
-                Error::Protocol(format!("`tools/call` result has the wrong shape: {e}"))
-            })?;
+            let result = protocol::tool_result(value.clone(), "tools/call")?;
             return Err(Error::InvalidOutput {
                 tool: tool.to_owned(),
                 message,
