@@ -81,6 +81,15 @@ unsafe fn builder_arg<'a>(
 }
 
 impl mcp_pool_builder {
+    /// A builder of these servers, with no callbacks yet.
+    fn new(builder: PoolBuilder) -> mcp_pool_builder {
+        mcp_pool_builder {
+            builder,
+            everyone: None,
+            by_server: HashMap::new(),
+        }
+    }
+
     /// Gives every server its handler (and HTTP servers its token callback), then builds.
     fn build(self) -> Result<mcp_pool, Error> {
         let mcp_pool_builder {
@@ -123,11 +132,7 @@ pub unsafe extern "C" fn mcp_pool_new(config_json: *const c_char) -> *mut mcp_po
     pointer("mcp_pool_new", || {
         // SAFETY: the caller's contract for `config_json`; the text is used only here.
         let text = unsafe { str_arg(config_json, "config_json") }?;
-        let builder = mcp_pool_builder {
-            builder: PoolBuilder::from_json(text)?,
-            everyone: None,
-            by_server: HashMap::new(),
-        };
+        let builder = mcp_pool_builder::new(PoolBuilder::from_json(text)?);
         Ok(Box::into_raw(Box::new(builder.build()?)))
     })
 }
@@ -144,11 +149,9 @@ pub unsafe extern "C" fn mcp_pool_builder_new(config_json: *const c_char) -> *mu
     pointer("mcp_pool_builder_new", || {
         // SAFETY: the caller's contract for `config_json`; the text is used only here.
         let text = unsafe { str_arg(config_json, "config_json") }?;
-        Ok(Box::into_raw(Box::new(mcp_pool_builder {
-            builder: PoolBuilder::from_json(text)?,
-            everyone: None,
-            by_server: HashMap::new(),
-        })))
+        Ok(Box::into_raw(Box::new(mcp_pool_builder::new(
+            PoolBuilder::from_json(text)?,
+        ))))
     })
 }
 
@@ -165,11 +168,9 @@ pub unsafe extern "C" fn mcp_pool_builder_from_file(path: *const c_char) -> *mut
     pointer("mcp_pool_builder_from_file", || {
         // SAFETY: the caller's contract for `path`; the text is used only here.
         let path = unsafe { str_arg(path, "path") }?;
-        Ok(Box::into_raw(Box::new(mcp_pool_builder {
-            builder: PoolBuilder::from_file(path)?,
-            everyone: None,
-            by_server: HashMap::new(),
-        })))
+        Ok(Box::into_raw(Box::new(mcp_pool_builder::new(
+            PoolBuilder::from_file(path)?,
+        ))))
     })
 }
 
