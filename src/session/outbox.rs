@@ -67,13 +67,11 @@ impl Outbox {
 
     /// [`push`](Self::push) of a line the outbox may keep (no copy when nothing waits).
     pub(crate) fn push_owned(&mut self, line: Vec<u8>, id: Option<u64>) -> Result<(), Full> {
-        if !self.buf.is_empty() {
-            return self.push(&line, id);
+        let end = line.len();
+        match id {
+            Some(id) => self.push_many(line, &[(id, end)]),
+            None => self.push_many(line, &[]),
         }
-        self.buf = line;
-        self.written = 0;
-        self.record(0, id);
-        Ok(())
     }
 
     /// Queues many request lines at once: `ends` has each one's id and where its line ends
