@@ -631,3 +631,98 @@ fn a_late_response_after_a_timeout_is_dropped() {
     );
     s.close();
 }
+
+#[test]
+fn a_big_batch_given_up_on_a_server_that_stops_reading_is_withdrawn_at_once() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[]).close_grace(Duration::from_millis(200))).unwrap();
+    let pid = s.pid().unwrap();
+    // The tool is known before the server stops reading (a batch lists tools first).
+    assert_eq!(
+        s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(),
+        "2"
+    );
+    let err = s
+        .call_tool_with(
+            "stop_reading",
+            json!({}),
+            CallOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // About 17 MB of requests (under the outbox limit): the pipe takes 64 KiB of them, the
+    // rest waits in the outbox until the batch gives up, and is withdrawn in one pass (one
+    // at a time, each moving what follows it, took minutes).
+    let calls: Vec<mcp_pool::ToolCall> = (0..50_000)
+        .map(|i| mcp_pool::ToolCall::new("add", json!({"a": i, "b": 1})))
+        .collect();
+    let start = Instant::now();
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().timeout(Duration::from_secs(2)),
+        )
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(results.len(), calls.len());
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(Error::Timeout { .. }))));
+    // The worker is free: it takes the close at once.
+    let start = Instant::now();
+    s.close();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!process_exists(pid));
+}
+
+#[test]
+fn a_batch_whose_deadline_passes_while_it_is_written_out_sends_nothing() {
+    let _clean = Clean::new();
+    let record = common::temp_path("late-batch.jsonl");
+    let s = Session::start(fake(&["--record", record.to_str().unwrap()])).unwrap();
+    let ran = |tool: &str| {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!(r#"{{"tool":"{tool}""#)))
+            .count()
+    };
+    assert_eq!(
+        s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(),
+        "2"
+    );
+    // Big arguments, so that writing the lines out takes longer than the deadline.
+    let pad = "p".repeat(4 << 10);
+    let calls: Vec<mcp_pool::ToolCall> = (0..2000)
+        .map(|i| mcp_pool::ToolCall::new("add", json!({"a": i, "b": 1, "pad": pad})))
+        .collect();
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().timeout(Duration::from_millis(1)),
+        )
+        .unwrap();
+    assert_eq!(results.len(), calls.len());
+    for r in &results {
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    }
+    // The server has read all it was sent once it answers a call made after.
+    assert_eq!(
+        s.call_tool("add", json!({"a": 2, "b": 2})).unwrap().text(),
+        "4"
+    );
+    assert_eq!(
+        ran("add"),
+        2,
+        "only the two single calls reached the server"
+    );
+    s.close();
+}

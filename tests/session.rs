@@ -781,3 +781,51 @@ fn a_panicking_handler_still_answers_the_server() {
     }
     s.close();
 }
+
+#[test]
+fn a_batch_larger_than_the_outbox_limit_shares_the_session_with_single_calls() {
+    let _clean = Clean::new();
+    let s = Session::start(fake(&[])).unwrap();
+    // 40 requests of 1 MiB each: more than the 32 MiB the worker lets wait before it calls
+    // a server "not reading". The server reads them at its own pace meanwhile.
+    let pad = "p".repeat(1 << 20);
+    let calls: Vec<mcp_pool::ToolCall> = (0..40)
+        .map(|i| mcp_pool::ToolCall::new("add", json!({"a": i, "b": 1, "pad": pad})))
+        .collect();
+    assert_eq!(
+        s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(),
+        "2"
+    );
+    let batch_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let during = Arc::new(AtomicUsize::new(0));
+    let single = {
+        let (s, batch_done, during) = (s.clone(), batch_done.clone(), during.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !batch_done.load(Ordering::Relaxed) {
+                let text = format!("single {n}");
+                let r = s.call_tool("echo", json!({ "text": text })).unwrap();
+                assert_eq!(r.text(), text);
+                during.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        })
+    };
+    // The single caller is under way before the batch is handed over.
+    while during.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let results = s
+        .batch(
+            &calls,
+            mcp_pool::BatchOptions::new().timeout(Duration::from_secs(120)),
+        )
+        .unwrap();
+    batch_done.store(true, Ordering::Relaxed);
+    single.join().unwrap();
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap().text(), (i + 1).to_string(), "call {i}");
+    }
+    assert!(s.is_alive(), "{:?}", s.close_reason());
+    s.close();
+}

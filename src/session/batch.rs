@@ -31,6 +31,8 @@ use super::shared::{Command, Shared};
 /// The most calls of one batch in flight at once over HTTP (each is a POST read by its own
 /// thread).
 const HTTP_BATCH_THREADS: usize = 8;
+/// How many of a batch's request lines are written out between two looks at its deadline.
+const DEADLINE_CHECK_EVERY: usize = 1024;
 
 type Outcome = Result<CallToolResult, Error>;
 
@@ -109,6 +111,16 @@ impl Session {
         let mut requests = Requests::default();
         let mut singles = Vec::new();
         for (k, c) in calls.iter().enumerate() {
+            // Writing out a huge batch takes a while: it stops at the deadline, and then
+            // nothing is sent.
+            if k % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 && deadline.passed() {
+                for k in 0..calls.len() {
+                    if !tally.has(k) {
+                        tally.store(k, Err(Stop::Deadline.error(deadline)));
+                    }
+                }
+                return tally.finish();
+            }
             match check_name_and_arguments(&c.tool, &c.arguments, "tool") {
                 Ok(()) if as_tasks.contains(c.tool.as_str()) => singles.push(k),
                 Ok(()) => requests.add(first + k as u64, c, &meta),
@@ -257,14 +269,15 @@ impl Session {
                 if let Event::Answer(aid, outcome) = event {
                     if let Some(k) = index_of(aid).filter(|&k| !answered[k]) {
                         answered[k] = true;
-                        abandoned.retain(|&id| id != aid);
                         take(k, outcome, &mut tally, &mut deferred);
                     }
                 }
             }
-            for id in abandoned {
+            // One command for all of them: the worker withdraws them in one pass.
+            abandoned.retain(|&id| index_of(id).is_some_and(|k| !answered[k]));
+            if !abandoned.is_empty() {
                 shared.submit(Command::Abandon {
-                    id,
+                    ids: abandoned,
                     reason: why.reason(),
                 });
             }
@@ -469,6 +482,10 @@ impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
 
     fn store(&mut self, k: usize, r: Outcome) {
         self.results[k] = Some(r);
+    }
+
+    fn has(&self, k: usize) -> bool {
+        self.results[k].is_some()
     }
 
     fn tell(&mut self) {

@@ -399,7 +399,7 @@ pub(crate) fn give_up(
     }
     if abandoned.is_some() {
         shared.submit(Command::Abandon {
-            id: sent.id,
+            ids: vec![sent.id],
             reason: why.reason(),
         });
     }

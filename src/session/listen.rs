@@ -98,7 +98,7 @@ impl Subscription {
         self.cancelled = true;
         if self.shared.table.lock().abandon(self.id).is_some() {
             self.shared.submit(Command::Abandon {
-                id: self.id,
+                ids: vec![self.id],
                 reason: "subscription cancelled by the client",
             });
         }
@@ -166,7 +166,7 @@ impl Session {
                 Err(RecvTimeoutError::Timeout) => {
                     if shared.table.lock().abandon(id).is_some() {
                         shared.submit(Command::Abandon {
-                            id,
+                            ids: vec![id],
                             reason: "timed out",
                         });
                     }

@@ -2,7 +2,7 @@
 //! each line belongs to. Writes never block; what the pipe does not take now stays here,
 //! bounded, and a request counts as sent from the moment its first byte reaches the pipe.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 
 use super::buffer::Shrink;
@@ -27,6 +27,10 @@ pub(crate) struct Full;
 pub(crate) struct Outbox {
     buf: Vec<u8>,
     written: usize,
+    /// Where the last hand-over larger than the limit ends in `buf`: what waits up to here
+    /// does not count against the limit. A big batch is memory its caller holds already,
+    /// and a server reading it at its own pace is not a server that stopped reading.
+    whole_until: usize,
     segments: VecDeque<Segment>,
     limit: usize,
     shrink: Shrink,
@@ -38,6 +42,7 @@ impl Outbox {
         Outbox {
             buf: Vec::new(),
             written: 0,
+            whole_until: 0,
             segments: VecDeque::new(),
             limit,
             shrink: Shrink::default(),
@@ -53,15 +58,26 @@ impl Outbox {
         self.pending() == 0
     }
 
+    /// Refuses more while `limit` bytes wait, not counting a hand-over larger than the
+    /// limit that is still being written.
+    fn check_room(&self) -> Result<(), Full> {
+        let counted = self.buf.len() - self.written.max(self.whole_until);
+        if counted > self.limit {
+            return Err(Full);
+        }
+        Ok(())
+    }
+
     /// Queues a line (a request when `id` is given). One line of any size is always taken;
     /// more is refused while `limit` bytes already wait.
     pub(crate) fn push(&mut self, line: &[u8], id: Option<u64>) -> Result<(), Full> {
-        if self.pending() > self.limit {
-            return Err(Full);
-        }
+        self.check_room()?;
         let start = self.buf.len();
         self.buf.extend_from_slice(line);
         self.record(start, id);
+        if line.len() > self.limit {
+            self.whole_until = self.buf.len();
+        }
         Ok(())
     }
 
@@ -75,11 +91,11 @@ impl Outbox {
     }
 
     /// Queues many request lines at once: `ends` has each one's id and where its line ends
-    /// in `lines`, in order. Taken whole, like one line, or refused whole.
+    /// in `lines`, in order. Taken whole, like one line, or refused whole; one larger than
+    /// the limit does not count against what comes after it.
     pub(crate) fn push_many(&mut self, lines: Vec<u8>, ends: &[(u64, usize)]) -> Result<(), Full> {
-        if self.pending() > self.limit {
-            return Err(Full);
-        }
+        self.check_room()?;
+        let oversize = lines.len() > self.limit;
         let base = self.buf.len();
         if self.buf.is_empty() {
             self.buf = lines;
@@ -96,6 +112,9 @@ impl Outbox {
                 sent: false,
             });
             start = base + end;
+        }
+        if oversize {
+            self.whole_until = self.buf.len();
         }
         Ok(())
     }
@@ -141,34 +160,71 @@ impl Outbox {
             let used = self.buf.len();
             self.buf.clear();
             self.written = 0;
+            self.whole_until = 0;
             self.shrink.emptied(&mut self.buf, used, 64 << 10);
         }
         Ok(())
     }
 
-    /// Drops a request none of whose bytes were written. Returns `false` when some were
-    /// (or it is gone already): then the server has it, and must be told to cancel it.
-    pub(crate) fn withdraw(&mut self, id: u64) -> bool {
-        let Some(i) = self.segments.iter().position(|s| s.id == id) else {
-            return false;
+    /// Drops the requests none of whose bytes were written, in one pass over the buffer.
+    /// Returns the others (some of their bytes were written, or they are gone already):
+    /// the server has those, and must be told to cancel them.
+    pub(crate) fn withdraw(&mut self, ids: &[u64]) -> Vec<u64> {
+        let wanted: HashSet<u64> = ids.iter().copied().collect();
+        let mut kept = VecDeque::with_capacity(self.segments.len());
+        // The byte ranges to cut, in order, and the ids withdrawn.
+        let mut cuts: Vec<(usize, usize)> = Vec::new();
+        let mut withdrawn = HashSet::new();
+        for seg in self.segments.drain(..) {
+            if !seg.sent && wanted.contains(&seg.id) {
+                cuts.push((seg.start, seg.end));
+                withdrawn.insert(seg.id);
+            } else {
+                kept.push_back(seg);
+            }
+        }
+        let cut_before = |at: usize| -> usize {
+            cuts.iter()
+                .take_while(|&&(start, _)| start < at)
+                .map(|&(start, end)| end.min(at) - start)
+                .sum()
         };
-        if self.segments[i].sent {
-            return false;
+        // Every cut is unwritten, so after `written`: the rest moves down over each one.
+        if let Some(&(first, _)) = cuts.first() {
+            let mut to = first;
+            for (i, &(_, end)) in cuts.iter().enumerate() {
+                let next = cuts.get(i + 1).map_or(self.buf.len(), |&(start, _)| start);
+                self.buf.copy_within(end..next, to);
+                to += next - end;
+            }
+            self.whole_until -= cut_before(self.whole_until);
+            let mut shift = 0;
+            let mut cut = cuts.iter().peekable();
+            for seg in kept.iter_mut() {
+                while let Some(&&(start, end)) = cut.peek() {
+                    if start >= seg.start {
+                        break;
+                    }
+                    shift += end - start;
+                    cut.next();
+                }
+                seg.start -= shift;
+                seg.end -= shift;
+            }
+            self.buf.truncate(to);
         }
-        let seg = self.segments.remove(i).expect("found above");
-        let len = seg.end - seg.start;
-        self.buf.drain(seg.start..seg.end);
-        for s in self.segments.iter_mut().skip(i) {
-            s.start -= len;
-            s.end -= len;
-        }
-        true
+        self.segments = kept;
+        ids.iter()
+            .copied()
+            .filter(|id| !withdrawn.contains(id))
+            .collect()
     }
 
     /// Forgets everything (the session ended).
     pub(crate) fn clear(&mut self) {
         self.buf = Vec::new();
         self.written = 0;
+        self.whole_until = 0;
         self.segments.clear();
     }
 }
@@ -197,7 +253,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sent, [1, 2]);
-        assert!(!o.withdraw(2));
+        assert_eq!(o.withdraw(&[2]), [2], "2 reached the server: it stays");
         let mut o = Outbox::new(1 << 20);
         o.push(b"{\"id\":1}\n", Some(1)).unwrap();
         o.push(b"{\"id\":2}\n", Some(2)).unwrap();
@@ -214,8 +270,11 @@ mod tests {
         .unwrap();
         assert_eq!(sent, [1], "the newline of 1 is not written, but 1 may run");
         assert_eq!(o.pending(), 10);
-        assert!(!o.withdraw(1), "1 is partly written: it stays");
-        assert!(o.withdraw(2), "2 has no byte out: it can go");
+        assert_eq!(
+            o.withdraw(&[1, 2]),
+            [1],
+            "1 is partly written: it stays; 2 goes"
+        );
         assert_eq!(o.pending(), 1);
         o.flush(|b| Ok(b.len()), &mut sent).unwrap();
         assert!(o.is_empty());
@@ -245,10 +304,85 @@ mod tests {
 
     use crate::session::buffer::KEEP_CAPACITY;
 
+    /// Writes everything waiting and returns it.
+    fn drain(o: &mut Outbox) -> Vec<u8> {
+        let mut out = Vec::new();
+        o.flush(
+            |b| {
+                out.extend_from_slice(b);
+                Ok(b.len())
+            },
+            &mut Vec::new(),
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn withdrawing_many_cuts_only_their_unwritten_lines_in_one_pass() {
+        let mut o = Outbox::new(1 << 20);
+        o.push(b"r1\n", Some(1)).unwrap();
+        o.push_many(b"r2\nr3\nr4\n".to_vec(), &[(2, 3), (3, 6), (4, 9)])
+            .unwrap();
+        o.push(b"note\n", None).unwrap();
+        o.push(b"r5\n", Some(5)).unwrap();
+        o.push(b"r6\n", Some(6)).unwrap();
+        // The pipe takes `r1` and the first byte of `r2`.
+        let mut sent = Vec::new();
+        let mut budget = 4;
+        o.flush(
+            |b| {
+                let n = b.len().min(budget);
+                budget -= n;
+                Ok(n)
+            },
+            &mut sent,
+        )
+        .unwrap();
+        assert_eq!(sent, [1, 2]);
+        let left = o.withdraw(&[1, 2, 3, 5, 7]);
+        assert_eq!(
+            left,
+            [1, 2, 7],
+            "written (1), partly written (2), unknown (7)"
+        );
+        // What stays is whole and in order, and 4 and 6 still count as requests.
+        assert_eq!(drain(&mut o), b"2\nr4\nnote\nr6\n");
+        o.push(b"r8\n", Some(8)).unwrap();
+        assert_eq!(o.withdraw(&[8]), Vec::<u64>::new());
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_hand_over_larger_than_the_limit_does_not_count_against_what_follows() {
+        let mut o = Outbox::new(10);
+        let ends: Vec<(u64, usize)> = (0..100).map(|i| (i, (i as usize + 1) * 4)).collect();
+        o.push_many(b"big\n".repeat(100), &ends).unwrap();
+        // Other lines are taken until they alone are over the limit.
+        for _ in 0..3 {
+            o.push(b"abcd\n", None).unwrap();
+        }
+        assert!(o.push(b"abcd\n", None).is_err());
+        // Withdrawing lines of the big one keeps the rest of it exempt.
+        assert_eq!(o.withdraw(&[0, 99]), Vec::<u64>::new());
+        assert!(o.push(b"abcd\n", None).is_err());
+        let out = drain(&mut o);
+        assert_eq!(out.len(), 98 * 4 + 3 * 5);
+        assert!(out.starts_with(b"big\n") && out.ends_with(b"big\nabcd\nabcd\nabcd\n"));
+        // Empty again: lines under the limit count from the first.
+        for _ in 0..3 {
+            o.push(b"abcd\n", None).unwrap();
+        }
+        assert!(o.push(b"abcd\n", None).is_err());
+    }
+
     #[test]
     fn a_full_outbox_refuses_and_shrinks_back() {
         let mut o = Outbox::new(10);
         o.push(&[b'x'; 4 << 20], None).unwrap();
+        for _ in 0..3 {
+            o.push(b"abcd\n", None).unwrap();
+        }
         assert!(o.push(b"y", None).is_err());
         o.flush(|b| Ok(b.len()), &mut Vec::new()).unwrap();
         assert!(

@@ -43,9 +43,9 @@ pub(crate) enum Command {
     Notify(Vec<u8>),
     /// Write this answer to a server request.
     Answer(Vec<u8>),
-    /// The caller stopped waiting (timeout or cancel): drop the line if none of it was
-    /// written, else tell the server.
-    Abandon { id: u64, reason: &'static str },
+    /// The callers of these requests stopped waiting (timeout or cancel): drop each line
+    /// none of which was written, and tell the server of the others.
+    Abandon { ids: Vec<u64>, reason: &'static str },
     /// Close the session for this reason.
     Close(CloseReason),
 }

@@ -423,14 +423,12 @@ impl Worker {
             Command::Write { id, line } => self.outbox.push_owned(line, Some(id)),
             Command::WriteMany { lines, ends } => self.outbox.push_many(lines, &ends),
             Command::Notify(line) | Command::Answer(line) => self.outbox.push_owned(line, None),
-            Command::Abandon { id, reason } => {
-                if self.outbox.withdraw(id) {
-                    Ok(())
-                } else {
+            Command::Abandon { ids, reason } => {
+                self.outbox.withdraw(&ids).into_iter().try_for_each(|id| {
                     let params = json!({ "requestId": id, "reason": reason });
                     let line = jsonrpc::notification_line("notifications/cancelled", Some(&params));
                     self.outbox.push(&line, None)
-                }
+                })
             }
             Command::Close(reason) => return Some(reason),
         };

@@ -609,14 +609,17 @@ impl HttpWorker {
                     start = end;
                 }
             }
-            Command::Abandon { id, reason } => {
-                // Closing a reply stream cancels its request in the per-request
-                // generation; the handshake generation (and HTTP+SSE) is told.
-                self.link.interrupt(id);
-                if self.shared.generation() != Some(Generation::PerRequest) {
-                    let params = json!({ "requestId": id, "reason": reason });
-                    let line = jsonrpc::notification_line("notifications/cancelled", Some(&params));
-                    self.post_message(&line);
+            Command::Abandon { ids, reason } => {
+                for id in ids {
+                    // Closing a reply stream cancels its request in the per-request
+                    // generation; the handshake generation (and HTTP+SSE) is told.
+                    self.link.interrupt(id);
+                    if self.shared.generation() != Some(Generation::PerRequest) {
+                        let params = json!({ "requestId": id, "reason": reason });
+                        let line =
+                            jsonrpc::notification_line("notifications/cancelled", Some(&params));
+                        self.post_message(&line);
+                    }
                 }
             }
             Command::Close(reason) => return Some(reason),
