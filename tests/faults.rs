@@ -652,7 +652,7 @@ fn a_big_batch_given_up_on_a_server_that_stops_reading_is_withdrawn_at_once() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     // About 17 MB of requests (under the outbox limit): the pipe takes 64 KiB of them, the
     // rest waits in the outbox until the batch gives up, and is withdrawn in one pass (one
-    // at a time, each moving what follows it, took minutes).
+    // at a time, each moving what follows it, held the worker for more than 10 s).
     let calls: Vec<mcp_pool::ToolCall> = (0..50_000)
         .map(|i| mcp_pool::ToolCall::new("add", json!({"a": i, "b": 1})))
         .collect();
@@ -700,8 +700,8 @@ fn a_batch_whose_deadline_passes_while_it_is_written_out_sends_nothing() {
         "2"
     );
     // Big arguments, so that writing the lines out takes longer than the deadline.
-    let pad = "p".repeat(4 << 10);
-    let calls: Vec<mcp_pool::ToolCall> = (0..2000)
+    let pad = "p".repeat(16 << 10);
+    let calls: Vec<mcp_pool::ToolCall> = (0..1100)
         .map(|i| mcp_pool::ToolCall::new("add", json!({"a": i, "b": 1, "pad": pad})))
         .collect();
     let results = s

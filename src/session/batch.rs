@@ -31,7 +31,7 @@ use super::shared::{Command, Shared};
 /// The most calls of one batch in flight at once over HTTP (each is a POST read by its own
 /// thread).
 const HTTP_BATCH_THREADS: usize = 8;
-/// How many of a batch's request lines are written out between two looks at its deadline.
+/// How many of a batch's calls are serialized between two looks at its deadline.
 const DEADLINE_CHECK_EVERY: usize = 1024;
 
 type Outcome = Result<CallToolResult, Error>;
@@ -90,9 +90,7 @@ impl Session {
         let meta = match meta {
             Ok(meta) => meta,
             Err(e) => {
-                for k in 0..calls.len() {
-                    tally.store(k, Err(e.clone()));
-                }
+                tally.fill_rest(&e);
                 return tally.finish();
             }
         };
@@ -114,11 +112,7 @@ impl Session {
             // Writing out a huge batch takes a while: it stops at the deadline, and then
             // nothing is sent.
             if k % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 && deadline.passed() {
-                for k in 0..calls.len() {
-                    if !tally.has(k) {
-                        tally.store(k, Err(Stop::Deadline.error(deadline)));
-                    }
-                }
+                tally.fill_rest(&Stop::Deadline.error(deadline));
                 return tally.finish();
             }
             match check_name_and_arguments(&c.tool, &c.arguments, "tool") {
@@ -281,15 +275,10 @@ impl Session {
                     reason: why.reason(),
                 });
             }
-            // (The singles ran in the first round, before anything could stop.)
-            for (k, _) in deferred.drain(..) {
-                tally.store(k, Err(why.error(deadline)));
-            }
-            for k in ids.iter().filter_map(|&id| index_of(id)) {
-                if !answered[k] {
-                    tally.store(k, Err(why.error(deadline)));
-                }
-            }
+            // (The singles ran in the first round, before anything could stop.) What is
+            // left, the answers still to be followed and the calls still unanswered, ends
+            // with the stop.
+            tally.fill_rest(&why.error(deadline));
         }
         tally.finish()
     }
@@ -484,8 +473,11 @@ impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
         self.results[k] = Some(r);
     }
 
-    fn has(&self, k: usize) -> bool {
-        self.results[k].is_some()
+    /// Every call without a result yet gets this error.
+    fn fill_rest(&mut self, e: &Error) {
+        for r in &mut self.results {
+            r.get_or_insert_with(|| Err(e.clone()));
+        }
     }
 
     fn tell(&mut self) {

@@ -27,22 +27,24 @@ pub(crate) struct Full;
 pub(crate) struct Outbox {
     buf: Vec<u8>,
     written: usize,
-    /// Where the last hand-over larger than the limit ends in `buf`: what waits up to here
-    /// does not count against the limit. A big batch is memory its caller holds already,
-    /// and a server reading it at its own pace is not a server that stopped reading.
-    whole_until: usize,
+    /// The hand-overs larger than the limit still in `buf` (start, end), in order: their
+    /// bytes do not count against the limit. A big batch is as large as its caller asked,
+    /// it is withdrawn when its caller gives up, and a server reading it at its own pace
+    /// has not stopped reading.
+    big: VecDeque<(usize, usize)>,
     segments: VecDeque<Segment>,
     limit: usize,
     shrink: Shrink,
 }
 
 impl Outbox {
-    /// An outbox that refuses more once `limit` bytes are waiting.
+    /// An outbox that refuses more once `limit` bytes are waiting (besides hand-overs larger
+    /// than the limit).
     pub(crate) fn new(limit: usize) -> Outbox {
         Outbox {
             buf: Vec::new(),
             written: 0,
-            whole_until: 0,
+            big: VecDeque::new(),
             segments: VecDeque::new(),
             limit,
             shrink: Shrink::default(),
@@ -58,25 +60,29 @@ impl Outbox {
         self.pending() == 0
     }
 
-    /// Refuses more while `limit` bytes wait, not counting a hand-over larger than the
-    /// limit that is still being written.
+    /// Refuses more while `limit` bytes wait, not counting what is left of the hand-overs
+    /// larger than the limit.
     fn check_room(&self) -> Result<(), Full> {
-        let counted = self.buf.len() - self.written.max(self.whole_until);
-        if counted > self.limit {
+        let exempt: usize = self
+            .big
+            .iter()
+            .map(|&(start, end)| end - start.max(self.written))
+            .sum();
+        if self.pending() - exempt > self.limit {
             return Err(Full);
         }
         Ok(())
     }
 
     /// Queues a line (a request when `id` is given). One line of any size is always taken;
-    /// more is refused while `limit` bytes already wait.
+    /// more is refused while `limit` bytes already wait (see [`check_room`](Self::check_room)).
     pub(crate) fn push(&mut self, line: &[u8], id: Option<u64>) -> Result<(), Full> {
         self.check_room()?;
         let start = self.buf.len();
         self.buf.extend_from_slice(line);
         self.record(start, id);
         if line.len() > self.limit {
-            self.whole_until = self.buf.len();
+            self.big.push_back((start, self.buf.len()));
         }
         Ok(())
     }
@@ -114,7 +120,7 @@ impl Outbox {
             start = base + end;
         }
         if oversize {
-            self.whole_until = self.buf.len();
+            self.big.push_back((base, self.buf.len()));
         }
         Ok(())
     }
@@ -155,12 +161,19 @@ impl Outbox {
             while self.segments.front().is_some_and(|s| s.end <= self.written) {
                 self.segments.pop_front();
             }
+            while self
+                .big
+                .front()
+                .is_some_and(|&(_, end)| end <= self.written)
+            {
+                self.big.pop_front();
+            }
         }
         if self.written == self.buf.len() {
             let used = self.buf.len();
             self.buf.clear();
             self.written = 0;
-            self.whole_until = 0;
+            self.big.clear();
             self.shrink.emptied(&mut self.buf, used, 64 << 10);
         }
         Ok(())
@@ -183,12 +196,6 @@ impl Outbox {
                 kept.push_back(seg);
             }
         }
-        let cut_before = |at: usize| -> usize {
-            cuts.iter()
-                .take_while(|&&(start, _)| start < at)
-                .map(|&(start, end)| end.min(at) - start)
-                .sum()
-        };
         // Every cut is unwritten, so after `written`: the rest moves down over each one.
         if let Some(&(first, _)) = cuts.first() {
             let mut to = first;
@@ -197,21 +204,21 @@ impl Outbox {
                 self.buf.copy_within(end..next, to);
                 to += next - end;
             }
-            self.whole_until -= cut_before(self.whole_until);
-            let mut shift = 0;
-            let mut cut = cuts.iter().peekable();
+            self.buf.truncate(to);
+            // No cut is inside a kept segment: each moves down by what was cut before it.
+            let mut before = CutBefore::new(&cuts);
             for seg in kept.iter_mut() {
-                while let Some(&&(start, end)) = cut.peek() {
-                    if start >= seg.start {
-                        break;
-                    }
-                    shift += end - start;
-                    cut.next();
-                }
+                let shift = before.at(seg.start);
                 seg.start -= shift;
                 seg.end -= shift;
             }
-            self.buf.truncate(to);
+            // A big hand-over loses what was cut inside it too.
+            let mut before = CutBefore::new(&cuts);
+            for (start, end) in self.big.iter_mut() {
+                *start -= before.at(*start);
+                *end -= before.at(*end);
+            }
+            self.big.retain(|&(start, end)| end > start);
         }
         self.segments = kept;
         ids.iter()
@@ -224,8 +231,38 @@ impl Outbox {
     pub(crate) fn clear(&mut self) {
         self.buf = Vec::new();
         self.written = 0;
-        self.whole_until = 0;
+        self.big.clear();
         self.segments.clear();
+    }
+}
+
+/// How many bytes the cuts (sorted, apart) remove before a position, for positions asked
+/// in order: one walk over the cuts for all of them.
+struct CutBefore<'a> {
+    cuts: &'a [(usize, usize)],
+    next: usize,
+    whole: usize,
+}
+
+impl<'a> CutBefore<'a> {
+    fn new(cuts: &'a [(usize, usize)]) -> Self {
+        CutBefore {
+            cuts,
+            next: 0,
+            whole: 0,
+        }
+    }
+
+    fn at(&mut self, pos: usize) -> usize {
+        while let Some(&(start, end)) = self.cuts.get(self.next).filter(|c| c.1 <= pos) {
+            self.whole += end - start;
+            self.next += 1;
+        }
+        let inside = self
+            .cuts
+            .get(self.next)
+            .map_or(0, |&(start, _)| pos.saturating_sub(start));
+        self.whole + inside
     }
 }
 
@@ -374,6 +411,23 @@ mod tests {
             o.push(b"abcd\n", None).unwrap();
         }
         assert!(o.push(b"abcd\n", None).is_err());
+
+        // What waited before a big hand-over still counts, during it and once it is
+        // withdrawn (a server that never reads is still found out, however many big
+        // batches give up on it).
+        let mut o = Outbox::new(10);
+        o.push(b"abcd\n", None).unwrap();
+        o.push(b"abcd\n", None).unwrap();
+        o.push_many(b"big\n".repeat(100), &ends).unwrap();
+        o.push_many(b"big\n".repeat(100), &ends).unwrap();
+        o.push(b"e\n", None).unwrap();
+        assert!(
+            o.push(b"f\n", None).is_err(),
+            "12 bytes of small lines wait"
+        );
+        assert_eq!(o.withdraw(&(0..100).collect::<Vec<_>>()), Vec::<u64>::new());
+        assert_eq!(o.pending(), 12);
+        assert!(o.push(b"f\n", None).is_err(), "the small lines still count");
     }
 
     #[test]
