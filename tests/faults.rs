@@ -424,6 +424,15 @@ fn a_server_that_stops_reading_cannot_wedge_the_session() {
     assert!(!process_exists(pid));
 }
 
+/// How many times the fake server's `--record` file says `tool` ran.
+fn runs_recorded(record: &std::path::Path, tool: &str) -> usize {
+    std::fs::read_to_string(record)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&format!(r#"{{"tool":"{tool}""#)))
+        .count()
+}
+
 #[test]
 fn a_request_written_but_for_its_newline_counts_as_sent() {
     let _clean = Clean::new();
@@ -436,13 +445,7 @@ fn a_request_written_but_for_its_newline_counts_as_sent() {
     )
     .unwrap();
     let pid = s.pid().unwrap();
-    let ran = |tool: &str| {
-        std::fs::read_to_string(&record)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with(&format!(r#"{{"tool":"{tool}""#)))
-            .count()
-    };
+    let ran = |tool: &str| runs_recorded(&record, tool);
     let (blocked, counted) = std::thread::scope(|scope| {
         // Request 100 holds the server's loop: its stdin pipe fills and stays as it is.
         // (A timed-out call would queue a cancel in the pipe, and the kernel would then
@@ -688,13 +691,7 @@ fn a_batch_whose_deadline_passes_while_it_is_written_out_sends_nothing() {
     let _clean = Clean::new();
     let record = common::temp_path("late-batch.jsonl");
     let s = Session::start(fake(&["--record", record.to_str().unwrap()])).unwrap();
-    let ran = |tool: &str| {
-        std::fs::read_to_string(&record)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with(&format!(r#"{{"tool":"{tool}""#)))
-            .count()
-    };
+    let ran = |tool: &str| runs_recorded(&record, tool);
     assert_eq!(
         s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(),
         "2"

@@ -294,17 +294,7 @@ mod tests {
         let mut o = Outbox::new(1 << 20);
         o.push(b"{\"id\":1}\n", Some(1)).unwrap();
         o.push(b"{\"id\":2}\n", Some(2)).unwrap();
-        let mut sent = Vec::new();
-        let mut budget = 8;
-        o.flush(
-            |b| {
-                let n = b.len().min(budget);
-                budget -= n;
-                Ok(n)
-            },
-            &mut sent,
-        )
-        .unwrap();
+        let sent = flush_at_most(&mut o, 8);
         assert_eq!(sent, [1], "the newline of 1 is not written, but 1 may run");
         assert_eq!(o.pending(), 10);
         assert_eq!(
@@ -313,7 +303,7 @@ mod tests {
             "1 is partly written: it stays; 2 goes"
         );
         assert_eq!(o.pending(), 1);
-        o.flush(|b| Ok(b.len()), &mut sent).unwrap();
+        drain(&mut o);
         assert!(o.is_empty());
     }
 
@@ -341,6 +331,21 @@ mod tests {
 
     use crate::session::buffer::KEEP_CAPACITY;
 
+    /// Writes what a pipe taking `budget` bytes takes; returns the requests it sent.
+    fn flush_at_most(o: &mut Outbox, mut budget: usize) -> Vec<u64> {
+        let mut sent = Vec::new();
+        o.flush(
+            |b| {
+                let n = b.len().min(budget);
+                budget -= n;
+                Ok(n)
+            },
+            &mut sent,
+        )
+        .unwrap();
+        sent
+    }
+
     /// Writes everything waiting and returns it.
     fn drain(o: &mut Outbox) -> Vec<u8> {
         let mut out = Vec::new();
@@ -365,17 +370,7 @@ mod tests {
         o.push(b"r5\n", Some(5)).unwrap();
         o.push(b"r6\n", Some(6)).unwrap();
         // The pipe takes `r1` and the first byte of `r2`.
-        let mut sent = Vec::new();
-        let mut budget = 4;
-        o.flush(
-            |b| {
-                let n = b.len().min(budget);
-                budget -= n;
-                Ok(n)
-            },
-            &mut sent,
-        )
-        .unwrap();
+        let sent = flush_at_most(&mut o, 4);
         assert_eq!(sent, [1, 2]);
         let left = o.withdraw(&[1, 2, 3, 5, 7]);
         assert_eq!(
