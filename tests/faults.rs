@@ -687,6 +687,50 @@ fn a_big_batch_given_up_on_a_server_that_stops_reading_is_withdrawn_at_once() {
 }
 
 #[test]
+fn a_batch_cancelled_while_it_is_written_out_sends_nothing() {
+    let _clean = Clean::new();
+    let record = common::temp_path("cancelled-batch.jsonl");
+    let s = Session::start(fake(&["--record", record.to_str().unwrap()])).unwrap();
+    assert_eq!(
+        s.call_tool("add", json!({"a": 1, "b": 1})).unwrap().text(),
+        "2"
+    );
+    // 64 MiB of request lines: writing them out takes far longer than the 5 ms before the
+    // cancel.
+    let pad = "p".repeat(16 << 10);
+    let calls: Vec<mcp_pool::ToolCall> = (0..4000)
+        .map(|i| mcp_pool::ToolCall::new("add", json!({"a": i, "b": 1, "pad": pad})))
+        .collect();
+    let cancel = CancelHandle::new();
+    let results = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(5));
+            cancel.cancel();
+        });
+        s.batch(
+            &calls,
+            mcp_pool::BatchOptions::new()
+                .timeout(Duration::from_secs(60))
+                .cancel_with(&cancel),
+        )
+        .unwrap()
+    });
+    for r in &results {
+        assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    }
+    assert_eq!(
+        s.call_tool("add", json!({"a": 2, "b": 2})).unwrap().text(),
+        "4"
+    );
+    assert_eq!(
+        runs_recorded(&record, "add"),
+        2,
+        "only the two single calls reached the server"
+    );
+    s.close();
+}
+
+#[test]
 fn a_batch_whose_deadline_passes_while_it_is_written_out_sends_nothing() {
     let _clean = Clean::new();
     let record = common::temp_path("late-batch.jsonl");

@@ -1417,6 +1417,52 @@ fn a_start_bound_leaves_the_timeout_to_the_call_alone() {
 }
 
 #[test]
+fn a_batch_that_stops_before_it_sends_anything_leaves_its_session_in_service() {
+    let _clean = Clean::new();
+    let pool = pool_of(vec![(
+        fake(&[]),
+        PoolSettings::new()
+            .max_sessions(1)
+            .probe_timeout(Duration::from_millis(300)),
+    )]);
+    assert_eq!(text(&pool, "fake", "add", json!({"a": 1, "b": 1})), "2");
+    let pid = pool.session("fake").unwrap().pid().unwrap();
+    std::thread::scope(|scope| {
+        // A call in flight holds the server's only loop: a probe now would get no answer in
+        // its timeout, and the session would be replaced under this call.
+        let busy = scope.spawn(|| {
+            pool.call_tool_with(
+                "fake",
+                "block",
+                json!({"ms": 1500}),
+                CallOptions::new().timeout(Duration::from_secs(10)),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        // Writing these lines out takes longer than the deadline: nothing is sent.
+        let pad = "p".repeat(16 << 10);
+        let calls: Vec<ToolCall> = (0..1100)
+            .map(|i| ToolCall::new("add", json!({"a": i, "b": 1, "pad": pad})))
+            .collect();
+        let results = pool
+            .batch(
+                "fake",
+                &calls,
+                BatchOptions::new().timeout(Duration::from_millis(1)),
+            )
+            .unwrap();
+        for r in &results {
+            assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+        }
+        let r = busy.join().unwrap();
+        assert!(r.as_ref().is_ok_and(|r| !r.is_error), "{r:?}");
+    });
+    assert_eq!(pool.session("fake").unwrap().pid(), Some(pid));
+    assert_eq!(pool.stats().server("fake").unwrap().closed_unresponsive, 0);
+    pool.close();
+}
+
+#[test]
 fn a_batch_that_times_out_on_a_wedged_session_gets_it_replaced() {
     let _clean = Clean::new();
     let pool = pool_of(vec![(

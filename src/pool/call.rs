@@ -286,13 +286,13 @@ pub(crate) fn batch(
         // One session of its own for the whole batch.
         return Ok(match slot.start_direct(&deadline, caller.as_deref()) {
             Ok(session) => {
-                let results =
+                let batched =
                     session.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, sent| {
                         record(sent, r);
                         tell(i, r);
                     });
                 slot.end_direct(session);
-                results
+                batched.results
             }
             Err(e) => (0..total)
                 .map(|i| {
@@ -347,7 +347,7 @@ pub(crate) fn batch(
         let session = &lease.session;
         let mut again = Vec::new();
         let within = deadline;
-        let outcomes =
+        let batched =
             lease
                 .session
                 .batch_within(&batch, &mut deadline, cancel.as_ref(), |k, r, sent| {
@@ -374,16 +374,20 @@ pub(crate) fn batch(
                     }
                 });
         // As for a single call: a batch call that timed out or was cancelled makes the
-        // session suspect until a probe says it still answers.
-        if outcomes.iter().any(|r| {
-            matches!(
-                r,
-                Err(Error::Timeout {
-                    phase: Phase::Request,
-                    ..
-                } | Error::Cancelled)
-            )
-        }) {
+        // session suspect until a probe says it still answers (not when the batch stopped
+        // before it sent anything).
+        let outcomes = batched.results;
+        if batched.sent
+            && outcomes.iter().any(|r| {
+                matches!(
+                    r,
+                    Err(Error::Timeout {
+                        phase: Phase::Request,
+                        ..
+                    } | Error::Cancelled)
+                )
+            })
+        {
             slot.suspect(lease.serial);
         }
         exclude = Some(lease.serial);

@@ -31,10 +31,18 @@ use super::shared::{Command, Shared};
 /// The most calls of one batch in flight at once over HTTP (each is a POST read by its own
 /// thread).
 const HTTP_BATCH_THREADS: usize = 8;
-/// How many of a batch's calls are serialized between two looks at its deadline.
-const DEADLINE_CHECK_EVERY: usize = 1024;
+/// How many of a batch's calls are serialized between two looks at its deadline and
+/// cancel handle.
+const STOP_CHECK_EVERY: usize = 1024;
 
 type Outcome = Result<CallToolResult, Error>;
+
+/// A batch's results, in the calls' order, and whether any of its requests was handed to
+/// the server (a batch that stopped before sending any says nothing of the server's health).
+pub(crate) struct Batched {
+    pub(crate) results: Vec<Outcome>,
+    pub(crate) sent: bool,
+}
 
 impl Session {
     /// The batch on a deadline made by the caller (the pool's). `on_result` gets each
@@ -47,7 +55,7 @@ impl Session {
         deadline: &mut Deadline,
         cancel: Option<&CancelHandle>,
         on_result: impl FnMut(usize, &Outcome, Instant),
-    ) -> Vec<Outcome> {
+    ) -> Batched {
         // Over stdio, what refuses a whole batch is known before anything is sent, the
         // tool listing included (over HTTP each call is refused as a single one).
         let stdio = self.shared().http.get().is_none();
@@ -64,7 +72,10 @@ impl Session {
             }
         }
         if !stdio {
-            self.batch_over_http(calls, deadline, cancel, on_result)
+            Batched {
+                results: self.batch_over_http(calls, deadline, cancel, on_result),
+                sent: !calls.is_empty(),
+            }
         } else {
             // A tool that must run as a task goes on its own, as a single call (decided
             // once per tool: it takes the tool index's lock).
@@ -84,7 +95,7 @@ impl Session {
         deadline: &mut Deadline,
         cancel: Option<&CancelHandle>,
         on_result: impl FnMut(usize, &Outcome, Instant),
-    ) -> Vec<Outcome> {
+    ) -> Batched {
         let shared = self.shared();
         let mut tally = Tally::new(calls.len(), on_result);
         let meta = match meta {
@@ -103,17 +114,27 @@ impl Session {
                 .map(|k| k as usize)
                 .filter(|&k| k < calls.len())
         };
+        // Nothing is sent, no handler asked, once the batch is cancelled or past its deadline.
+        let stop = |deadline: &Deadline| {
+            if cancel.is_some_and(CancelHandle::is_cancelled) {
+                Some(Stop::Cancelled)
+            } else {
+                deadline.passed().then_some(Stop::Deadline)
+            }
+        };
         let (tx, rx) = unbounded();
         // All the requests in one hand-over (handing them over in growing chunks, so the
         // server could start sooner, measured slower: more wake-ups on 2 cores).
         let mut requests = Requests::default();
         let mut singles = Vec::new();
         for (k, c) in calls.iter().enumerate() {
-            // Writing out a huge batch takes a while: it stops at the deadline, and then
-            // nothing is sent.
-            if k % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 && deadline.passed() {
-                tally.fill_rest(&Stop::Deadline.error(deadline));
-                return tally.finish();
+            // Writing out a huge batch takes a while: it stops at the deadline or on
+            // cancel, and then nothing is sent.
+            if k % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 {
+                if let Some(why) = stop(deadline) {
+                    tally.fill_rest(&why.error(deadline));
+                    return tally.finish();
+                }
             }
             match check_name_and_arguments(&c.tool, &c.arguments, "tool") {
                 Ok(()) if as_tasks.contains(c.tool.as_str()) => singles.push(k),
@@ -125,6 +146,7 @@ impl Session {
         let _in_flight = InFlight::new(shared, requests.ends.len(), false);
         let ids = match requests.hand_over(shared, &tx) {
             Ok(ids) => {
+                tally.sent |= !ids.is_empty();
                 shared
                     .counters
                     .calls
@@ -172,15 +194,7 @@ impl Session {
                 if let Some(id) = id {
                     shared.table.lock().pause_wait(id);
                 }
-                // Each checks the batch's stop first: nothing is sent, no handler asked,
-                // once the batch is cancelled or past its deadline.
-                let stop = |deadline: &Deadline| {
-                    if cancel.is_some_and(CancelHandle::is_cancelled) {
-                        Some(Stop::Cancelled)
-                    } else {
-                        deadline.passed().then_some(Stop::Deadline)
-                    }
-                };
+                // Each checks the batch's stop first.
                 for (k, value) in deferred.drain(..) {
                     let r = match stop(deadline) {
                         Some(why) => Err(why.error(deadline)),
@@ -192,7 +206,10 @@ impl Session {
                 for k in singles.drain(..) {
                     let r = match stop(deadline) {
                         Some(why) => Err(why.error(deadline)),
-                        None => self.single_batched(&calls[k], deadline, cancel),
+                        None => {
+                            tally.sent = true;
+                            self.single_batched(&calls[k], deadline, cancel)
+                        }
                     };
                     tally.store(k, r);
                     tally.tell();
@@ -457,6 +474,8 @@ struct Tally<F> {
     told: usize,
     at: Instant,
     on_result: F,
+    /// Some request was handed to the server.
+    sent: bool,
 }
 
 impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
@@ -466,6 +485,7 @@ impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
             told: 0,
             at: Instant::now(),
             on_result,
+            sent: false,
         }
     }
 
@@ -489,7 +509,7 @@ impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
 
     /// Tells the rest and returns every result. A call without one (cannot happen: every
     /// path stores one) reads as a protocol error rather than a success.
-    fn finish(mut self) -> Vec<Outcome> {
+    fn finish(mut self) -> Batched {
         for r in &mut self.results {
             r.get_or_insert_with(|| {
                 Err(Error::Protocol(
@@ -498,6 +518,9 @@ impl<F: FnMut(usize, &Outcome, Instant)> Tally<F> {
             });
         }
         self.tell();
-        self.results.into_iter().flatten().collect()
+        Batched {
+            results: self.results.into_iter().flatten().collect(),
+            sent: self.sent,
+        }
     }
 }

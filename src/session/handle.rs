@@ -556,13 +556,12 @@ impl Session {
         let mut deadline =
             Deadline::fixed(options.timeout.unwrap_or(self.shared().request_timeout));
         let cancel = options.cancel.take();
-        Ok(
-            self.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, _| {
-                if let Some(f) = options.on_result.as_mut() {
-                    f(i, r);
-                }
-            }),
-        )
+        let batched = self.batch_within(calls, &mut deadline, cancel.as_ref(), |i, r, _| {
+            if let Some(f) = options.on_result.as_mut() {
+                f(i, r);
+            }
+        });
+        Ok(batched.results)
     }
 
     /// Closes the session: calls in flight fail at once, then the child is shut down (stdin
