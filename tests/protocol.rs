@@ -1655,6 +1655,31 @@ fn a_task_is_one_call_and_is_cancelled_when_the_call_gives_up() {
 }
 
 #[test]
+fn every_task_a_batch_gives_up_on_is_cancelled_2026() {
+    // The batch follows one task to its deadline; the other, never followed, goes too.
+    let _clean = Clean::new();
+    let s = start(per_request(&["--verbose"]), Generation::PerRequest);
+    s.list_tools().unwrap();
+    let calls = [
+        mcp_pool::ToolCall::new("task_required", json!({"ms": 30000})),
+        mcp_pool::ToolCall::new("task_required", json!({"ms": 30000})),
+    ];
+    let timeout = Duration::from_millis(600);
+    let started = Instant::now();
+    let results = s
+        .batch(&calls, mcp_pool::BatchOptions::new().timeout(timeout))
+        .unwrap();
+    for r in &results {
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    }
+    assert!(started.elapsed() < timeout + Duration::from_secs(3));
+    assert_eq!(text(&s, "echo", json!({"text": "after"})), "after");
+    s.close();
+    let tail = s.stderr_tail();
+    assert_eq!(tail.matches("tasks/cancel").count(), 2, "{tail}");
+}
+
+#[test]
 fn tasks_off_in_2026_is_a_typed_error_for_task_only_tools() {
     let _clean = Clean::new();
     let s = start(per_request(&[]).tasks(false), Generation::PerRequest);

@@ -172,6 +172,8 @@ impl Session {
         // Answers that need more exchanges (input rounds, a task), followed once the read
         // token is handed back.
         let mut deferred: Vec<(usize, Value)> = Vec::new();
+        // Those the batch stopped before following: a task among them is cancelled.
+        let mut unfollowed: Vec<Value> = Vec::new();
         let mut stopped = None;
         let take = |k: usize, outcome, tally: &mut Tally<_>, deferred: &mut Vec<_>| match self
             .first_answer(&calls[k], outcome)
@@ -197,7 +199,10 @@ impl Session {
                 // Each checks the batch's stop first.
                 for (k, value) in deferred.drain(..) {
                     let r = match stop(deadline) {
-                        Some(why) => Err(why.error(deadline)),
+                        Some(why) => {
+                            unfollowed.push(value);
+                            Err(why.error(deadline))
+                        }
                         None => self.settle_batched(&calls[k], value, deadline, cancel),
                     };
                     tally.store(k, r);
@@ -265,7 +270,8 @@ impl Session {
         }
         if let Some(why) = stopped {
             // Every call still waiting gives up at once (its token with it); an answer
-            // already here wins. Nothing more is sent for an answer still to be followed.
+            // already here wins, unless it still had to be followed: then
+            // it ends with the stop too, and its task, if it is one, is cancelled.
             let mut abandoned = Vec::new();
             {
                 let mut table = shared.table.lock();
@@ -295,8 +301,10 @@ impl Session {
             // (The singles ran in the first round, before anything could stop.) What is
             // left, the answers still to be followed and the calls still unanswered, ends
             // with the stop.
+            unfollowed.extend(deferred.drain(..).map(|(_, value)| value));
             tally.fill_rest(&why.error(deadline));
         }
+        self.cancel_tasks_of(&unfollowed);
         tally.finish()
     }
 

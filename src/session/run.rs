@@ -33,6 +33,8 @@ const MAX_PAGES: usize = 10_000;
 /// How long a task is polled at first when the server suggests no interval, and at most.
 const TASK_POLL: Duration = Duration::from_millis(250);
 const TASK_POLL_MAX: Duration = Duration::from_secs(5);
+/// How long the `tasks/cancel` requests for tasks a call gave up on wait for their answers.
+const TASK_CANCEL_WAIT: Duration = Duration::from_secs(1);
 
 /// What a call needs besides its kind: its deadline, progress callback, cancel handle and
 /// `_meta`.
@@ -523,20 +525,42 @@ impl Session {
 
     /// Tells the server to cancel a task the call gave up on (best effort, briefly).
     fn cancel_task(&self, task: &Task, ctx: &Ctx<'_, '_, '_>) {
-        let mut brief = Deadline::fixed(Duration::from_secs(1));
+        self.cancel_tasks([task.task_id.as_str()], ctx.meta.as_ref());
+    }
+
+    /// Tells the server to cancel the tasks among answers a batch gave up on before it
+    /// followed them (2026 tasks; an input round holds nothing on the server).
+    pub(crate) fn cancel_tasks_of(&self, answers: &[Value]) {
+        let tasks: Vec<&str> = answers
+            .iter()
+            .filter(|v| ResultType::of(v) == ResultType::Task)
+            .filter_map(|v| v.get("taskId").and_then(Value::as_str))
+            .collect();
+        if !tasks.is_empty() {
+            self.cancel_tasks(tasks, self.with_log_level(None).as_ref());
+        }
+    }
+
+    /// Sends `tasks/cancel` for each task, then waits for their answers, together at most
+    /// [`TASK_CANCEL_WAIT`] (best effort: the call has already given up).
+    fn cancel_tasks<'t>(
+        &self,
+        tasks: impl IntoIterator<Item = &'t str>,
+        meta: Option<&Map<String, Value>>,
+    ) {
+        let mut brief = Deadline::fixed(TASK_CANCEL_WAIT);
         let shared = self.shared();
-        let params = json!({ "taskId": task.task_id });
-        let sent = call::send(
-            shared,
-            "tasks/cancel",
-            Some(&params),
-            ctx.meta.as_ref(),
-            false,
-            false,
-        );
-        if let Ok(sent) = sent {
+        let sent: Vec<_> = tasks
+            .into_iter()
+            .filter_map(|id| {
+                let params = json!({ "taskId": id });
+                let sent = call::send(shared, "tasks/cancel", Some(&params), meta, false, false);
+                sent.ok().map(|sent| (id, sent))
+            })
+            .collect();
+        for (id, sent) in sent {
             if let Err(e) = call::wait(shared, sent, &mut brief, None, None) {
-                log::debug!("[{}] tasks/cancel of `{}`: {e}", shared.name, task.task_id);
+                log::debug!("[{}] tasks/cancel of `{id}`: {e}", shared.name);
             }
         }
     }
