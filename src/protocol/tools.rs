@@ -339,8 +339,9 @@ impl ToolIndex {
         let Some(Some(Ok(validator))) = self.tools.get(tool).map(|f| f.output.as_ref()) else {
             return Ok(());
         };
+        // `null` is no structured content, as the result reads it.
         match structured {
-            None => Err(
+            None | Some(Value::Null) => Err(
                 "the tool declares an output schema but the result has no `structuredContent`"
                     .into(),
             ),
@@ -549,6 +550,8 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("n"), "{e}");
         assert!(index.check_output("t", None).is_err());
+        let e = index.check_output("t", Some(&Value::Null)).unwrap_err();
+        assert!(e.contains("no `structuredContent`"), "{e}");
         assert!(index.check_output("other", None).is_ok());
         // A reference outside the schema is not fetched: the schema is not used.
         let remote = ToolIndex::new(
