@@ -1,7 +1,8 @@
 //! A batch of 100 calls on one session (`Pool::batch`, `Session::batch`), next to the
 //! same 100 calls made one by one, and next to the floor measured in the same run: a raw
-//! pipelined window (100 request lines in one write, then 100 answer lines). Each row also has
-//! the client's CPU time and context switches per call (`getrusage`, all threads).
+//! pipelined window (100 request lines in one write, then 100 answer lines). The floor and the
+//! two batches of 100 take turns one batch at a time; the other rows run in blocks. Each row
+//! also has the client's CPU time and context switches per call (`getrusage`, all threads).
 //!
 //! `cargo bench --bench batch`.
 
@@ -65,20 +66,33 @@ fn main() {
 
     let mut samples: [Samples; 6] = Default::default();
     let mut usage = [Usage::default(); 6];
-    common::rounds::<6>(rounds, |k| {
-        let s = &mut samples[k];
-        usage[k] += match k {
-            0 => common::time_n(s, per_round, || raw.window(BATCH)),
-            1 => common::time_n(s, per_round, pool_batch),
-            2 => common::time_n(s, per_round, session_batch),
-            3 => common::time_n(s, per_round, pool_sequential),
-            4 => common::time_n(s, per_round.div_ceil(10), pool_big_batch),
-            _ => common::time_n(s, per_round, || {
+    // The three batches of 100 (the floor, `Pool::batch`, `Session::batch`) take turns
+    // one batch at a time: each has its own server process, and in blocks of runs the
+    // one whose server the scheduler happens to put on the client's core would pay for
+    // it alone (block after block: its CPU per call stays the same while its time grows).
+    common::rounds::<4>(rounds, |k| match k {
+        0 => {
+            for i in 0..per_round {
+                for j in 0..3 {
+                    let j = (i + j) % 3;
+                    let s = &mut samples[j];
+                    usage[j] += match j {
+                        0 => common::time_n(s, 1, || raw.window(BATCH)),
+                        1 => common::time_n(s, 1, pool_batch),
+                        _ => common::time_n(s, 1, session_batch),
+                    };
+                }
+            }
+        }
+        1 => usage[3] += common::time_n(&mut samples[3], per_round, pool_sequential),
+        2 => usage[4] += common::time_n(&mut samples[4], per_round.div_ceil(10), pool_big_batch),
+        _ => {
+            usage[5] += common::time_n(&mut samples[5], per_round, || {
                 for _ in 0..BATCH {
                     raw.call();
                 }
-            }),
-        };
+            })
+        }
     });
     raw.close();
     session.close();
